@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     """Verdict outcomes, graded by the RFC keyword of the requirement (see DESIGN.md)."""
 
     PASS = "pass"

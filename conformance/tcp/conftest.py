@@ -1,0 +1,98 @@
+"""The ``tcp`` fixture: an IUT in a role, a connected tester, the capture and the faults, ready to act on."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.sessions import CaseWorld
+from fixtures.testers.tcp import TcpTester
+from fixtures.timeline import Event, Timeline
+
+TESTER_PORT = 9000
+
+
+class TcpCase:
+    """What a TCP case holds after ``start()``: the connection, its capture, and the means to break it."""
+
+    def __init__(self, world: CaseWorld) -> None:
+        self.world = world
+        self.tester: TcpTester | None = None
+        self.conn: str | None = None
+
+    def start(self, keepalive: dict | None) -> TcpCase:
+        """Start the IUT (its plain command, or its keepalive command with these knobs) and connect."""
+        world = self.world
+        world.require(keepalive=keepalive is not None)
+        world.build(keepalive, tester_port=TESTER_PORT)
+        self.tester = TcpTester(world.tester_pod)
+        world.logs["tester.log"] = self.tester.log
+        if world.role == "client":
+            self.tester.listen(TESTER_PORT)
+        world.iut.start()
+        world.iut.wait_ready(probe=lambda: self.tester.find(lambda e: e.ev == "accepted"))
+        if world.role == "client":
+            self.conn = self.tester.find(lambda e: e.ev == "accepted").conn
+        else:
+            self.conn = self.tester.connect(world.iut_address, world.iut.port)
+        # A first exchange, so the idle clock starts from a known segment on the wire.
+        self.tester.send(self.conn, b"aliveness\n")
+        self.established = self.world.capture.wait_for(lambda tl: tl.first("data", src=world.tester_address), 5)
+        return self
+
+    @property
+    def iut(self) -> str:
+        return self.world.iut_address
+
+    @property
+    def peer(self) -> str:
+        return self.world.tester_address
+
+    @property
+    def faults(self):
+        return self.world.faults
+
+    @property
+    def capture(self):
+        return self.world.capture
+
+    def timeline(self) -> Timeline:
+        return self.world.capture.timeline()
+
+    def keepalive_probes(self, timeline: Timeline | None = None) -> list[Event]:
+        """The IUT's keepalive probes (zero-window probes excluded: they answer a closed window, not idleness)."""
+        timeline = timeline or self.timeline()
+        return [e for e in timeline.probes(src=self.iut) if e.note != "zero-window"]
+
+    def wait_probes(self, count: int, timeout: float, after: float | None = None) -> list[Event] | None:
+        """Wait until the IUT has sent ``count`` probes (after wall time ``after``); None at the bound."""
+
+        def enough(tl: Timeline):
+            probes = [p for p in self.keepalive_probes(tl) if after is None or p.t > after]
+            return probes if len(probes) >= count else None
+
+        return self.world.capture.wait_for(enough, timeout)
+
+    def iut_gave_up(self, timeline: Timeline) -> Event | None:
+        """The IUT's RST or FIN on the connection: how it drops a dead peer."""
+        ends = [e for e in timeline.events if e.src == self.iut and e.kind in ("rst", "fin")]
+        return ends[0] if ends else None
+
+    def last_from_peer(self, timeline: Timeline, before: float) -> Event | None:
+        """The last segment that reached the IUT from the tester before ``before`` (the idle clock's start)."""
+        seen = [e for e in timeline.events if e.src == self.peer and e.t < before]
+        return seen[-1] if seen else None
+
+    def evidence(self):
+        return self.world.evidence()
+
+
+@pytest.fixture
+def tcp(iut, run_state, verdict):
+    manifest, role = iut
+    world = CaseWorld(run_state, verdict, manifest, "tcp", role)
+    case = TcpCase(world)
+    try:
+        yield case
+    finally:
+        if case.tester is not None:
+            case.tester.stop()
+        world.teardown()

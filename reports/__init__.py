@@ -1,0 +1,1 @@
+"""Verdict model, report renderers (JSON + schema, JUnit XML, HTML) and the pytest plugin that writes runs/."""
