@@ -34,9 +34,13 @@ class TcpCase:
         else:
             self.conn = self.tester.connect(world.iut_address, world.iut.port)
         # A first exchange, so the idle clock starts from a known segment on the wire.
-        self.tester.send(self.conn, b"aliveness\n")
+        self.tester.send(self.conn, world.iut.spec.greeting)
         self.established = self.world.capture.wait_for(lambda tl: tl.first("data", src=world.tester_address), 5)
         return self
+
+    def chatter(self) -> None:
+        """Send the manifest's harmless traffic (it must not upset the IUT's application)."""
+        self.tester.send(self.conn, self.world.iut.spec.chatter)
 
     @property
     def iut(self) -> str:

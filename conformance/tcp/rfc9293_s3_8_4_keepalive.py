@@ -60,7 +60,7 @@ def test_traffic_postpones_probes(tcp, verdict):
     tcp.start(keepalive=knobs)
     # The stimulus: a segment from the tester every 0.5 s for 4 s, always under the 2 s idle time.
     for _ in range(8):
-        tcp.tester.send(tcp.conn, b".")
+        tcp.chatter()
         time.sleep(0.5)
     stopped = time.time()
     probes = tcp.wait_probes(1, timeout=knobs["idle-time"] + 2, after=stopped - 0.5)
