@@ -1,0 +1,50 @@
+"""The project's own tests: units need nothing; integration tests need a Docker Engine."""
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def engine_available() -> bool:
+    try:
+        from fixtures.engine import client
+
+        client()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture
+def run_suite(pytester: pytest.Pytester, tmp_path: Path):
+    """Run conformance cases in-process (a nested pytest session) and return the parsed report.json."""
+    if not engine_available():
+        pytest.skip("no Docker Engine answers: integration tests need one")
+
+    def run(*args: str) -> tuple[pytest.RunResult, dict | None]:
+        report_dir = tmp_path / "runs"
+        run_id = f"nested-{uuid.uuid4().hex[:8]}"  # parallel nested runs must not share a run label
+        result = pytester.runpytest_inprocess(
+            str(ROOT / "conformance"),
+            f"--rootdir={ROOT}",
+            "-c", str(ROOT / "tox.ini"),
+            "-p", "no:cacheprovider",
+            "--report-dir", str(report_dir),
+            "--run-id", run_id,
+            *args,
+        )
+        report = report_dir / run_id / "report.json"
+        return result, json.loads(report.read_text()) if report.exists() else None
+
+    return run
+
+
+def verdicts_of(report: dict) -> list[dict]:
+    return [verdict for case in report["cases"] for verdict in case["verdicts"]]

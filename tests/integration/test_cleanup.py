@@ -1,0 +1,52 @@
+"""Nothing survives a run: normal end, interrupted run, and a killed run's leftovers at the next start."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from fixtures import engine
+from fixtures.waiting import wait_until
+from tests.conftest import ROOT, engine_available
+
+pytestmark = pytest.mark.skipif(not engine_available(), reason="no Docker Engine answers")
+
+
+def labelled(run_id: str) -> list:
+    cli = engine.client()
+    flt = {"label": f"{engine.LABEL_RUN}={run_id}"}
+    return cli.containers.list(all=True, filters=flt) + cli.networks.list(filters=flt)
+
+
+def test_a_killed_runs_leftovers_are_reaped():
+    cli = engine.client()
+    dead_owner = f"{engine.owner_id().rsplit(':', 1)[0]}:999999"  # a pid that cannot be alive
+    labels = {engine.LABEL_RUN: "killed-run", engine.LABEL_OWNER: dead_owner}
+    net = cli.networks.create("aliveness-reap-test", internal=True, labels=labels)
+    box = cli.containers.create(engine.BASE_IMAGE, ["true"], labels=labels, network=net.name)
+    assert labelled("killed-run")
+    engine.reap_leftovers()
+    assert not labelled("killed-run")
+    del box
+
+
+def test_an_interrupted_run_leaves_nothing(tmp_path):
+    run_id = "interrupted-run"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "conformance", "--iut", "socat", "-k", "off_by_default and server",
+         "--report-dir", str(tmp_path), "--run-id", run_id, "-p", "no:cacheprovider", "-q"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    try:
+        # Interrupt once the case is under way: its containers exist.
+        wait_until(lambda: len(engine.client().containers.list(filters={"label": f"{engine.LABEL_RUN}={run_id}"})) >= 3, 60)
+        os.kill(proc.pid, signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert not labelled(run_id), out[-2000:]

@@ -1,0 +1,25 @@
+"""Every reference peer passes every case it can run: no false positives on conformant programs."""
+from __future__ import annotations
+
+import pytest
+
+from fixtures.peers import load_manifest, reference_peers
+from tests.conftest import ROOT, verdicts_of
+
+MODULES = sorted(p.relative_to(ROOT) for p in (ROOT / "conformance").rglob("rfc*_*.py"))
+BAD = {"fail", "error", "inconclusive"}
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.stem)
+@pytest.mark.parametrize("peer", reference_peers(), ids=lambda p: p.parent.name)
+def test_reference_peer_passes(run_suite, peer, module):
+    manifest = load_manifest(peer)
+    result, report = run_suite("--iut", str(peer), "-k", "", str(ROOT / module))
+    assert report is not None, result.stdout.str()[-2000:]
+    wrong = [
+        f"{v['requirement']} [{v['role']}] {v['outcome']}: {v['message']}"
+        for v in verdicts_of(report)
+        if v["outcome"] in BAD and v["requirement"] not in manifest.expect
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert any(v["outcome"] == "pass" for v in verdicts_of(report)) or module.stem.startswith("rfc9643"), report

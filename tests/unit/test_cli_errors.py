@@ -1,0 +1,59 @@
+"""Bad input gets one clear line and a non-zero exit, with no traceback wall (runs pytest as a user would)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "-q", "-p", "no:cacheprovider", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})},
+    )
+
+
+def assert_one_clear_line(done: subprocess.CompletedProcess, *fragments: str) -> None:
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("ERROR:")]
+    assert len(errors) == 1, output
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_unknown_peer():
+    assert_one_clear_line(run("--iut", "no-such-peer"), "unknown peer 'no-such-peer'", "use one of")
+
+
+def test_missing_manifest_path(tmp_path):
+    assert_one_clear_line(run("--iut", str(tmp_path / "peer.toml")), "no manifest at")
+
+
+def test_broken_manifest(tmp_path):
+    (tmp_path / "peer.toml").write_text('[image]\nname = "x"\n[tcp.server]\nport = 1\ncomand = "x"\n')
+    assert_one_clear_line(run("--iut", str(tmp_path / "peer.toml")), "unknown key 'comand'", "did you mean 'command'")
+
+
+def test_unknown_requirement_prefix():
+    assert_one_clear_line(run("--requirement", "RFC0000"), "no catalogued requirement")
+
+
+def test_no_docker_engine():
+    done = run("--iut", "socat", env={"DOCKER_HOST": "unix:///nonexistent/docker.sock"})
+    assert_one_clear_line(done, "no Docker Engine answers", "start one")
+
+
+@pytest.mark.parametrize("peer", ["socat"])
+def test_collection_needs_no_engine_for_listing(peer):
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "conformance", "--collect-only", "-q", "--iut", peer, "-p", "no:cacheprovider"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )
+    assert "test_keepalive_off_by_default[socat-server]" in done.stdout
