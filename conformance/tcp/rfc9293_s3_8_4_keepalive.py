@@ -166,11 +166,13 @@ def test_probe_segment_form(tcp, verdict):
     """Probes carry no data (or, where configured, one garbage octet) and sit at SND.NXT - 1."""
     tcp.start(keepalive=KNOBS)
     lost = tcp.faults.drop_probes("replies")  # unanswered probes repeat: two are seen sooner
-    probes = tcp.wait_probes(2, timeout=KNOBS["idle-time"] + KNOBS["probe-interval"] + 2)
+    # Two probes if the IUT repeats them; one is enough to judge the form if it gives up sooner.
+    tcp.wait_probes(2, timeout=KNOBS["idle-time"] + KNOBS["probe-interval"] + 2)
     lost.lift()
-    if probes is None:
+    probes = tcp.keepalive_probes()
+    if not probes:
         for req in ("RFC9293-SHLD-12", "RFC9293-MAY-6", "RFC9293-3.8.4-probe-seq"):
-            verdict.inconclusive(req, "fewer than two probes were seen")
+            verdict.inconclusive(req, "no probe was seen")
         return
     lengths = sorted({p.length for p in probes})
     garbage = [p for p in probes if p.length == 1]
