@@ -18,23 +18,29 @@ class TcpCase:
         self.tester: TcpTester | None = None
         self.conn: str | None = None
 
-    def start(self, keepalive: dict | None) -> TcpCase:
-        """Start the IUT (its plain command, or its keepalive command with these knobs) and connect."""
+    def start(self, keepalive: dict | None, needs_container: bool = True) -> TcpCase:
+        """Start the IUT (its plain command, or its keepalive command with these knobs) and connect.
+
+        ``needs_container=False``: the case also runs against an already running endpoint (--iut-address).
+        """
         world = self.world
-        world.require(keepalive=keepalive is not None)
+        world.require(keepalive=keepalive is not None, needs_container=needs_container)
         world.build(keepalive, tester_port=TESTER_PORT)
         self.tester = TcpTester(world.tester_pod)
         world.logs["tester.log"] = self.tester.log
-        if world.role == "client":
+        if world.external:
+            self.conn = self.tester.connect(world.iut_address, world.iut_port)
+        elif world.role == "client":
             self.tester.listen(TESTER_PORT)
-        world.iut.start()
-        world.iut.wait_ready(probe=lambda: self.tester.find(lambda e: e.ev == "accepted"))
-        if world.role == "client":
-            self.conn = self.tester.find(lambda e: e.ev == "accepted").conn
-        else:
-            self.conn = self.tester.connect(world.iut_address, world.iut.port)
+        if not world.external:
+            world.iut.start()
+            world.iut.wait_ready(probe=lambda: self.tester.find(lambda e: e.ev == "accepted"))
+            if world.role == "client":
+                self.conn = self.tester.find(lambda e: e.ev == "accepted").conn
+            else:
+                self.conn = self.tester.connect(world.iut_address, world.iut.port)
         # A first exchange, so the idle clock starts from a known segment on the wire.
-        self.tester.send(self.conn, world.iut.spec.greeting)
+        self.tester.send(self.conn, world.iut.spec.greeting if world.iut else b"aliveness\n")
         self.established = self.world.capture.wait_for(lambda tl: tl.first("data", src=world.tester_address), 5)
         return self
 

@@ -46,8 +46,10 @@ def test_probe_interval_honoured(tcp, verdict):
                 measured={"probes": len(seen)},
             )
         else:
-            verdict.check("RFC9643-keepalives-probe-interval", False, f"only {len(seen)} unanswered probes: no interval to measure",
-                          measured={"probes": len(seen)})
+            verdict.check(
+                "RFC9643-keepalives-probe-interval", False,
+                f"only {len(seen)} unanswered probes: no interval to measure", measured={"probes": len(seen)},
+            )
         return
     intervals = [round(b.t - a.t, 3) for a, b in zip(probes, probes[1:], strict=False)][:3]
     worst = max(abs(i - knobs["probe-interval"]) for i in intervals)
@@ -152,7 +154,7 @@ def test_frozen_peer_goes_unnoticed(tcp, verdict):
 @pytest.mark.roles("server", "client")
 def test_iut_answers_probes(tcp, verdict):
     """The tester probes the IUT; the IUT's TCP answers each probe with an ACK."""
-    tcp.start(keepalive=None)
+    tcp.start(keepalive=None, needs_container=False)
     tcp.tester.keepalive(tcp.conn, idle=1, interval=1, count=5)
     replies = tcp.capture.wait_for(lambda tl: tl.count("probe-ack", src=tcp.iut) >= 2 or None, 5)
     timeline = tcp.timeline()

@@ -1,0 +1,39 @@
+"""--iut-address: cases that need no control of the IUT's container run against a live endpoint."""
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from fixtures import engine
+from fixtures.peers import load_manifest
+from tests.conftest import ROOT, engine_available, verdicts_of
+
+pytestmark = pytest.mark.skipif(not engine_available(), reason="no Docker Engine answers")
+
+
+@pytest.fixture
+def live_endpoint():
+    """A socat echo server the test starts itself, on an internal network of its own."""
+    cli = engine.client()
+    labels = {engine.LABEL_RUN: f"address-test-{uuid.uuid4().hex[:6]}", engine.LABEL_OWNER: engine.owner_id()}
+    net = cli.networks.create(f"aliveness-address-{uuid.uuid4().hex[:6]}", internal=True, labels=labels)
+    image = load_manifest(ROOT / "peers" / "socat" / "peer.toml").image()
+    box = cli.containers.run(image, ["socat", "TCP-LISTEN:7000,fork,reuseaddr", "EXEC:cat"], detach=True,
+                             network=net.name, labels=labels)
+    box.reload()
+    try:
+        yield net.name, box.attrs["NetworkSettings"]["Networks"][net.name]["IPAddress"]
+    finally:
+        engine.remove_labelled(f"{engine.LABEL_RUN}={labels[engine.LABEL_RUN]}")
+
+
+def test_live_endpoint_is_probed_and_the_rest_is_not_applicable(run_suite, live_endpoint):
+    network, address = live_endpoint
+    result, report = run_suite("--iut-address", f"{address}:7000", "--iut-network", network)
+    assert report is not None, result.stdout.str()[-2000:]
+    judged = [v for v in verdicts_of(report) if v["outcome"] != "not-applicable"]
+    assert [(v["requirement"], v["outcome"]) for v in judged] == [("RFC1122-4.2.3.6-probe-reply", "info")]
+    assert "answered 2 of 2" in judged[0]["message"] or "answered" in judged[0]["message"]
+    reasons = {v["message"] for v in verdicts_of(report) if v["outcome"] == "not-applicable"}
+    assert any("--iut-address" in r for r in reasons)
