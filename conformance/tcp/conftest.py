@@ -1,6 +1,8 @@
 """The ``tcp`` fixture: an IUT in a role, a connected tester, the capture and the faults, ready to act on."""
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from fixtures.sessions import CaseWorld
@@ -90,6 +92,18 @@ class TcpCase:
         """The last segment that reached the IUT from the tester before ``before`` (the idle clock's start)."""
         seen = [e for e in timeline.events if e.src == self.peer and e.t < before]
         return seen[-1] if seen else None
+
+    def keepalive_timer(self) -> str | None:
+        """The kernel's keep-alive timer on the IUT's side of the connection, as `ss` shows it (None: off).
+
+        Read in the IUT's own namespace through the sidecar: it tells whether the IUT's program asked
+        for keep-alive on this connection even where no probe has gone out yet.
+        """
+        if self.world.external:
+            return None
+        out = self.world.iut.sidecar.exec(["ss", "-Htno", "state", "established", "dst", self.peer])
+        match = re.search(r"timer:\((keepalive),([^,]+),", out)
+        return match.group(2) if match else None
 
     def evidence(self):
         return self.world.evidence()
