@@ -28,7 +28,7 @@ def run_suite(pytester: pytest.Pytester, tmp_path: Path):
     if not engine_available():
         pytest.skip("no Docker Engine answers: integration tests need one")
 
-    def run(*args: str) -> tuple[pytest.RunResult, dict | None]:
+    def run(*args: str, workers: int = 0) -> tuple[pytest.RunResult, dict | None]:
         report_dir = tmp_path / "runs"
         run_id = f"nested-{uuid.uuid4().hex[:8]}"  # parallel nested runs must not share a run label
         result = pytester.runpytest_inprocess(
@@ -38,6 +38,7 @@ def run_suite(pytester: pytest.Pytester, tmp_path: Path):
             "-p", "no:cacheprovider",
             "--report-dir", str(report_dir),
             "--run-id", run_id,
+            *(("-n", str(workers)) if workers else ()),
             *args,
         )
         report = report_dir / run_id / "report.json"
@@ -48,3 +49,8 @@ def run_suite(pytester: pytest.Pytester, tmp_path: Path):
 
 def verdicts_of(report: dict) -> list[dict]:
     return [verdict for case in report["cases"] for verdict in case["verdicts"]]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Longest first: the reference-peer runs go out to workers before the short tests fill the gaps."""
+    items.sort(key=lambda item: 0 if "test_reference_peers" in item.nodeid else 1)

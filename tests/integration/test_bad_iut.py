@@ -13,11 +13,12 @@ pytestmark = pytest.mark.skipif(not engine_available(), reason="no Docker Engine
 SOCAT = ROOT / "peers" / "socat"
 
 
-def manifest(tmp_path: Path, command: str, timeout: int = 3) -> Path:
+def manifest(tmp_path: Path, command: str, timeout: int = 4) -> Path:
+    """socat's image with a given command; ready once socat itself says it listens (not any squatter)."""
     path = tmp_path / "peer.toml"
     path.write_text(
         f'name = "broken"\n[image]\nbuild = "{SOCAT}"\n[tcp.server]\nport = 7000\nready-timeout = {timeout}\n'
-        f"command = {command!r}\n"
+        f'ready = "log:listening on"\ncommand = {command!r}\n'
     )
     return path
 
@@ -29,8 +30,10 @@ def leftovers(run_id: str) -> list:
 @pytest.mark.parametrize(
     ("command", "says"),
     [
-        ("sleep infinity", "was not ready (listen) within 3 s"),
-        ("sh -c 'socat TCP-LISTEN:7000 EXEC:cat & sleep 0.2; exec socat TCP-LISTEN:7000 EXEC:cat'", "exited before it was ready"),
+        ("sleep infinity", "was not ready (log:listening on) within 4 s"),
+        # A squatter holds the port first; the IUT itself then fails to bind and exits.
+        ("sh -c 'socat TCP-LISTEN:7000,fork EXEC:cat & sleep 1; exec socat -d -d TCP-LISTEN:7000 EXEC:cat'",
+         "exited before it was ready"),
     ],
     ids=["never-ready", "port-clash"],
 )
