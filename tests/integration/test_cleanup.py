@@ -26,11 +26,10 @@ def test_a_killed_runs_leftovers_are_reaped():
     dead_owner = f"{engine.owner_id().rsplit(':', 1)[0]}:999999"  # a pid that cannot be alive
     labels = {engine.LABEL_RUN: "killed-run", engine.LABEL_OWNER: dead_owner}
     net = cli.networks.create("aliveness-reap-test", internal=True, labels=labels)
-    box = cli.containers.create(engine.BASE_IMAGE, ["true"], labels=labels, network=net.name)
-    assert labelled("killed-run")
+    cli.containers.create(engine.BASE_IMAGE, ["true"], labels=labels, network=net.name)
+    # (A nested run starting in parallel may reap them first; either way they must be gone now.)
     engine.reap_leftovers()
     assert not labelled("killed-run")
-    del box
 
 
 def test_an_interrupted_run_leaves_nothing(tmp_path):
