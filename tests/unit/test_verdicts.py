@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.tcp.timing import within
-from fixtures.verdicts import NotApplicable, Verdicts
+from fixtures.verdicts import Verdicts
 from reports.model import Outcome
 
 
@@ -40,7 +40,7 @@ def test_an_error_marks_open_requirements():
 
 def test_not_applicable_covers_every_open_requirement():
     v = recorder("RFC9293-MUST-25", "RFC9293-MUST-26")
-    with pytest.raises(NotApplicable):
+    with pytest.raises(pytest.skip.Exception, match="not applicable: no client role"):
         v.not_applicable("no client role")
     assert {i.outcome for i in v.finish(None)} == {Outcome.NOT_APPLICABLE}
 
