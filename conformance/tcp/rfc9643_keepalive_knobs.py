@@ -20,9 +20,9 @@ DETECTION = KNOBS["idle-time"] + KNOBS["max-probes"] * KNOBS["probe-interval"]
 pytestmark = pytest.mark.protocol("tcp")
 
 
-def _unanswered_run(tcp):
+def _unanswered_run(tcp, timeline=None):
     """Probes sent after the peer's last segment, and the IUT's RST/FIN if it gave up."""
-    timeline = tcp.timeline()
+    timeline = timeline or tcp.timeline()
     peer_segments = [e for e in timeline.events if e.src == tcp.peer]
     last_peer = peer_segments[-1].t if peer_segments else timeline.start
     probes = [p for p in tcp.keepalive_probes(timeline) if p.t > last_peer]
@@ -36,7 +36,12 @@ def test_probe_interval_honoured(tcp, verdict):
     knobs = dict(KNOBS, **{"probe-interval": 1, "max-probes": 4})
     tcp.start(keepalive=knobs)
     tcp.faults.drop_probes("replies")
-    probes = tcp.wait_probes(3, timeout=knobs["idle-time"] + 3 * knobs["probe-interval"] + 2)
+    # Only unanswered probes repeat at the probe-interval; count those after the peer's last segment.
+    probes = tcp.capture.wait_for(
+        lambda tl: (run := _unanswered_run(tcp, tl)[2]) and len(run) >= 3 and run,
+        # Room for intervals up to three times too long, so a wrong interval is measured, not missed.
+        knobs["idle-time"] + 3 * 3 * knobs["probe-interval"] + 2,
+    )
     if probes is None:
         timeline, _, seen, ended = _unanswered_run(tcp)
         if ended is not None:
