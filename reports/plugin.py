@@ -10,7 +10,7 @@ import pytest
 
 from conformance.requirements import catalogue
 from fixtures import engine
-from fixtures.plugin import STATE, RunState, case_results
+from fixtures.plugin import STATE, RunState, case_results, selects_conformance
 from reports.model import CaseResult, Evidence, IutInfo, Outcome, RunReport, Verdict
 from reports.render import write_reports
 
@@ -116,11 +116,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         return
     state: RunState = config.stash[STATE]
+    if selects_conformance(config):
+        # Whatever the run left, an interrupted one included (its cases may never have reported).
+        engine.remove_all_labelled(f"{engine.LABEL_RUN}={state.run_id}")
     results = case_results(config.stash[COLLECTOR].reports)
     if not results:
         return
     try:
-        engine.remove_labelled(f"{engine.LABEL_RUN}={state.run_id}")
         state.run_dir.mkdir(parents=True, exist_ok=True)
         paths = write_reports(build_report(state, results, config.stash[STARTED]), state.run_dir)
     except Exception as err:  # the report must never hide the run's own outcome behind a traceback
