@@ -23,4 +23,7 @@ def test_reference_peer_passes(run_suite, peer, module):
         if v["outcome"] in BAD and v["requirement"] not in manifest.expect
     ]
     assert not wrong, "\n".join(wrong)
-    assert any(v["outcome"] == "pass" for v in verdicts_of(report)) or module.stem.startswith("rfc9643"), report
+    judged = [v for v in verdicts_of(report) if v["outcome"] != "not-applicable"]
+    if not judged:
+        pytest.skip(f"{manifest.name} offers nothing {module.stem} tests (every case not-applicable)")
+    assert any(v["outcome"] in ("pass", "info") for v in judged), report
