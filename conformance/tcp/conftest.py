@@ -29,6 +29,7 @@ class TcpCase:
         world.require(keepalive=keepalive is not None, needs_container=needs_container)
         world.build(keepalive, tester_port=TESTER_PORT)
         self.tester = TcpTester(world.tester_pod)
+        world.cleanups.append(self.tester.stop)
         world.logs["tester.log"] = self.tester.log
         if world.external:
             self.conn = self.tester.connect(world.iut_address, world.iut_port)
@@ -111,12 +112,5 @@ class TcpCase:
 
 @pytest.fixture
 def tcp(iut, run_state, verdict):
-    manifest, role = iut
-    world = CaseWorld(run_state, verdict, manifest, "tcp", role)
-    case = TcpCase(world)
-    try:
-        yield case
-    finally:
-        if case.tester is not None:
-            case.tester.stop()
-        world.teardown()
+    with CaseWorld.opened(run_state, verdict, iut, "tcp") as world:
+        yield TcpCase(world)

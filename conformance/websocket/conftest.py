@@ -20,6 +20,7 @@ class WsCase:
         world.require(keepalive=knobs is not None)
         world.build(knobs)
         self.tcp = TcpTester(world.tester_pod)
+        world.cleanups.append(self.tcp.stop)
         world.logs["tester.log"] = self.tcp.log
         world.iut.start()
         world.iut.wait_ready()
@@ -35,12 +36,5 @@ class WsCase:
 
 @pytest.fixture
 def ws(iut, run_state, verdict):
-    manifest, role = iut
-    world = CaseWorld(run_state, verdict, manifest, "websocket", role)
-    case = WsCase(world)
-    try:
-        yield case
-    finally:
-        if case.tcp is not None:
-            case.tcp.stop()
-        world.teardown()
+    with CaseWorld.opened(run_state, verdict, iut, "websocket") as world:
+        yield WsCase(world)
