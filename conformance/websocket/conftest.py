@@ -1,37 +1,168 @@
-"""The ``ws`` fixture: a WebSocket IUT (server role so far), an open connection from the tester, the capture."""
+"""The ``ws`` fixture: a WebSocket IUT in a role, the tester's end of an open connection, the capture.
+
+Server IUTs are dialled by the tester (which then plays a client); client IUTs dial the tester, which
+listens and accepts their opening handshake. Either way ``ws.peer`` is the tester's end, and the
+capture in the IUT's namespace, read as frames by ``ws.wire()``, is the ground truth for timing.
+"""
 from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
 
 import pytest
 
 from fixtures.sessions import CaseWorld
+from fixtures.testers import wsframes
 from fixtures.testers.tcp import TcpTester
-from fixtures.testers.websocket import HandshakeFailed, WsClient
+from fixtures.testers.websocket import HandshakeFailed, WsPeer
+from fixtures.waiting import TimedOut, wait_until
+from fixtures.wswire import WireFrame, WireLog, ws_frames
+
+TESTER_PORT = 9000
+# The keepalive knobs the timing cases give an IUT (seconds). Small enough for a quick suite, large
+# enough that a loaded 2-core machine's scheduling noise stays well inside the tolerances.
+KNOBS = {"ping-interval": 2, "ping-timeout": 2}
+# Socket states that mean the IUT itself closed (CLOSE-WAIT is the peer's close, not yet the IUT's).
+CLOSED_BY_IUT = {"FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "LAST-ACK", "TIME-WAIT", "gone"}
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a connection ended, as the capture shows it (the IUT's side)."""
+
+    t: float
+    how: str  # "close" | "fin" | "rst" | "socket"
+    code: int | None = None
+    reason: str = ""
+
+    def describe(self) -> str:
+        if self.how == "queued":
+            return (f"Close {self.code} {self.reason!r}, written by the deadline but held in the IUT's send queue "
+                    "behind its unacknowledged Ping; it left when the path came back")
+        if self.how == "socket":
+            return (f"the IUT closed its socket ({self.reason}), but nothing reached the wire: a Close or FIN "
+                    "queued behind unacknowledged data")
+        if self.how == "close":
+            return f"Close {self.code if self.code is not None else '(no code)'}" + (f" {self.reason!r}" if self.reason else "")
+        return f"TCP {self.how.upper()} without a Close frame (the peer sees 1006)"
 
 
 class WsCase:
     def __init__(self, world: CaseWorld) -> None:
         self.world = world
         self.tcp: TcpTester | None = None
-        self.client: WsClient | None = None
+        self.peer: WsPeer | None = None
 
-    def start(self, knobs: dict | None = None) -> WsClient:
-        """Start the IUT (with its keepalive knobs, if given), connect, and complete the opening handshake."""
+    # -- set-up -------------------------------------------------------------------------------
+    def start(self, knobs: dict | None = None, needs_container: bool = True) -> WsPeer:
+        """Start the IUT (with its keepalive knobs, if given) and complete the opening handshake."""
         world = self.world
-        world.require(keepalive=knobs is not None)
-        world.build(knobs)
+        world.require(keepalive=knobs is not None, needs_container=needs_container)
+        world.build(knobs, tester_port=TESTER_PORT)
+        self.knobs = knobs
         self.tcp = TcpTester(world.tester_pod)
         world.cleanups.append(self.tcp.stop)
         world.logs["tester.log"] = self.tcp.log
-        world.iut.start()
-        world.iut.wait_ready()
-        conn = self.tcp.connect(world.iut_address, world.iut.port)
-        self.client = WsClient(self.tcp, conn)
-        world.logs["frames.log"] = self.client.log
+        world.logs["wire.txt"] = lambda: self.wire().to_text()
+        if world.external:
+            conn = self.tcp.connect(world.iut_address, world.iut_port)
+            self.peer = WsPeer(self.tcp, conn, "client")
+        elif world.role == "client":
+            self.tcp.listen(TESTER_PORT)
+            world.iut.start()
+            world.iut.wait_ready(probe=lambda: self.tcp.find(lambda e: e.ev == "accepted"))
+            conn = self.tcp.wait(lambda e: e.ev == "accepted", 5, "the client IUT to connect").conn
+            self.peer = WsPeer(self.tcp, conn, "server")
+        else:
+            world.iut.start()
+            world.iut.wait_ready()
+            self.peer = WsPeer(self.tcp, self.tcp.connect(world.iut_address, world.iut.port), "client")
+        world.logs["frames.log"] = self.peer.log
         try:
-            self.client.open(world.iut_address, world.iut.spec.path)
+            if self.peer.role == "client":
+                path = world.iut.spec.path if world.iut else "/"
+                self.peer.open(world.iut_address, path)
+            else:
+                self.peer.accept()
         except HandshakeFailed as err:
-            self.world.verdicts.not_applicable(f"the opening handshake failed ({err}), so no frame rule can be checked")
-        return self.client
+            world.verdicts.inconclusive_rest(f"the opening handshake did not complete ({err}), so no rule could be checked")
+        self.opened_at = self.peer.now()
+        return self.peer
+
+    @property
+    def iut(self) -> str:
+        return self.world.iut_address
+
+    @property
+    def tester(self) -> str:
+        return self.world.tester_address
+
+    @property
+    def faults(self):
+        return self.world.faults
+
+    # -- the wire -----------------------------------------------------------------------------
+    def wire(self) -> WireLog:
+        return ws_frames(self.world.capture.segments())
+
+    def wait_wire(self, predicate, timeout: float):
+        """Wait until ``predicate(wire)`` is truthy; its value, or None at the bound."""
+        try:
+            return wait_until(lambda: predicate(self.wire()), timeout, poll_max=0.1)
+        except TimedOut:
+            return None
+
+    def iut_frames(self, opcode: int | None = None, after: float | None = None) -> list[WireFrame]:
+        return self.wire().sent_by(self.iut, opcode, after)
+
+    def ending(self, wire: WireLog, after: float | None = None) -> Ending | None:
+        """The IUT's first Close frame or TCP FIN/RST after wall time ``after``, whichever came first."""
+        close = wire.first(self.iut, wsframes.CLOSE, after)
+        end = wire.end_by(self.iut, after)
+        if close and (end is None or close.t <= end.t):
+            code, reason = close.close
+            return Ending(close.t, "close", code, reason)
+        if end:
+            return Ending(end.t, end.kind)
+        return None
+
+    def wait_ending(self, timeout: float, after: float | None = None, socket: bool = False) -> Ending | None:
+        """The IUT's end of the connection on the wire; with ``socket``, also its socket leaving ESTABLISHED
+        in its own namespace (for a blackholed path, where what the IUT sends never gets out of its queue)."""
+
+        def ended():
+            found = self.ending(self.wire(), after)
+            if found or not socket:
+                return found
+            state = self.socket_state()
+            if state in CLOSED_BY_IUT:
+                return Ending(time.time(), "socket", None, state)
+            return None
+
+        try:
+            return wait_until(ended, timeout, poll_max=0.1)
+        except TimedOut:
+            return None
+
+    def unsent_octets(self) -> int:
+        """Octets the IUT has written on its connection to the tester that TCP has not sent yet (ss notsent)."""
+        out = self.world.iut.sidecar.exec(["ss", "-Htni", "dst", self.tester], check=False)
+        match = re.search(r"notsent:(\d+)", out)
+        return int(match.group(1)) if match else 0
+
+    def socket_state(self) -> str:
+        """The state of the IUT's TCP connection to the tester, as ``ss`` shows it in the IUT's namespace."""
+        if self.world.external:
+            return "ESTAB"
+        out = self.world.iut.sidecar.exec(["ss", "-Htan", "dst", self.tester], check=False)
+        states = [line.split()[0] for line in out.splitlines() if line.strip()]
+        states = [s for s in states if s != "LISTEN"]
+        return states[0] if states else "gone"
+
+    def peer_gone(self) -> bool:
+        """The tester's TCP connection has ended (EOF or error seen by the agent)."""
+        return self.peer.ended() is not None
 
 
 @pytest.fixture
