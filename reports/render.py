@@ -433,6 +433,49 @@ def _coverage(report: RunReport, by_requirement: dict[str, list[Verdict]]) -> di
     return {"rows": rows, "observable": len(observable), "covered": len(covered), "percent": percent}
 
 
+# Verdicts that carry how a connection ended, and the column each goes under in the endings table.
+_ENDING_COLUMNS = {
+    "WS-KEEPALIVE-close-code": lambda m: f"dead peer: {m.get('dead_peer')}",
+    "RFC6455-7.1.7-fail-connection": lambda m: "bad control frame",
+    "WS-KEEPALIVE-defaults": lambda m: "idle, no keepalive",
+}
+
+
+def _ending_text(measured: dict[str, Any]) -> str | None:
+    """A short label for how a connection ended: a Close code, or the TCP end seen without one."""
+    code = measured.get("close_code")
+    ending = measured.get("ending")
+    if code is not None:
+        return str(code)
+    if not ending:
+        return None
+    for word, label in (("socket", "socket closed"), ("FIN", "FIN (1006)"), ("RST", "RST (1006)"),
+                        ("fin", "FIN (1006)"), ("rst", "RST (1006)"), ("lose", "Close, no code")):
+        if word in str(ending):
+            return label
+    return str(ending)
+
+
+def endings_table(verdicts: list[Verdict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Columns and rows (IUT, cells) of the observed connection endings: Close codes or bare TCP ends, per role."""
+    cells: dict[tuple[str, str], set[str]] = defaultdict(set)
+    columns: list[str] = []
+    iuts: list[str] = []
+    for v in verdicts:
+        column = _ENDING_COLUMNS.get(v.requirement)
+        text = _ending_text(v.measured) if column else None
+        if not text:
+            continue
+        name = column(v.measured)
+        if name not in columns:
+            columns.append(name)
+        if v.iut not in iuts:
+            iuts.append(v.iut)
+        cells[(v.iut, name)].add(f"{v.role[:1]}: {text}" if v.role else text)
+    rows = [(iut, [", ".join(sorted(cells[(iut, c)])) or "\u2013" for c in columns]) for iut in iuts]
+    return columns, rows
+
+
 def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
     """Everything report.html.j2 needs, precomputed so the template only lays it out."""
     infos = _iut_infos(report)
@@ -476,6 +519,7 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
         "iuts": infos,
         "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in columns],
         "matrix": matrix,
+        "endings": endings_table(verdicts),
         "sections": sections,
         "cases": [CaseRow(case, _outcome_value([v.outcome for v in case_verdicts(case)])) for case in report.cases],
         "coverage": _coverage(report, by_requirement),

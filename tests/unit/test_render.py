@@ -252,3 +252,20 @@ def test_svg_evidence_that_is_not_svg_or_escapes_the_run_dir_is_not_inlined(run_
     assert "is not an SVG image" in html
     assert "points outside the run directory" in html
     assert html.count("<svg") == 1
+
+
+def test_endings_table_shows_close_codes_and_bare_tcp_ends_per_role():
+    from reports.render import endings_table
+
+    verdicts = [
+        Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="server",
+                measured={"dead_peer": "silent", "ending": "close", "close_code": 1011}),
+        Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="client",
+                measured={"dead_peer": "silent", "ending": "fin", "close_code": None}),
+        Verdict("RFC6455-7.1.7-fail-connection", Outcome.PASS, "m", iut="b", role="server",
+                measured={"ending": "TCP RST without a Close frame (the peer sees 1006)", "close_code": None}),
+        Verdict("RFC6455-5.5.2-pong-reply", Outcome.PASS, "m", iut="b", role="server", measured={"close_code": 1}),
+    ]
+    columns, rows = endings_table(verdicts)
+    assert columns == ["dead peer: silent", "bad control frame"]
+    assert rows == [("a", ["c: FIN (1006), s: 1011", "\u2013"]), ("b", ["\u2013", "s: RST (1006)"])]
