@@ -76,5 +76,6 @@ def test_a_missing_manifest_path_is_named(tmp_path):
 def test_every_shipped_manifest_loads(path):
     manifest = load_manifest(path)
     assert manifest.faulty == (path.parent.parent.name == "faulty")
-    if manifest.faulty:
+    if manifest.faulty and not manifest.description.startswith("HOSTILE"):
+        # Hostile peers attack the tester; tests/integration/test_hostile_peers.py holds them to clear verdicts.
         assert manifest.expect, "a faulty peer must say which requirement it breaks"
