@@ -129,6 +129,30 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         config.stash[REPORTS].append(f"aliveness: could not write the report: {type(err).__name__}: {err}")
         return
     config.stash[REPORTS].append(f"aliveness report: {paths['html']}")
+    surprises = unexpected_passes(results)
+    for line in surprises:
+        config.stash[REPORTS].append(f"aliveness: unexpected pass: {line}")
+    if surprises and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def unexpected_passes(results: list[dict]) -> list[str]:
+    """Expected failures ([expect]) that the run judged and never saw fail: the manifest is out of date."""
+    reqs = catalogue()
+    seen: dict[tuple[str, str], set[str]] = {}
+    expected: dict[str, dict[str, str]] = {}
+    for result in results:
+        expected.setdefault(result["iut"], result["expected"])
+        for v in result["verdicts"]:
+            seen.setdefault((result["iut"], v["requirement"]), set()).add(v["outcome"])
+    lines = []
+    for iut, expect in expected.items():
+        for req_id, why in sorted(expect.items()):
+            outcomes = seen.get((iut, req_id), set())
+            failing = reqs[req_id].failing_outcome.value if req_id in reqs else "fail"
+            if "pass" in outcomes and failing not in outcomes and "fail" not in outcomes:
+                lines.append(f"{iut} expects {req_id} to fail ({why}), but every case that judged it passed")
+    return lines
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:

@@ -90,6 +90,11 @@ class WsCase:
         self.opened_at = self.peer.now()
         return self.peer
 
+    def claims(self, feature: str) -> bool:
+        """The manifest claims ``feature`` for WebSocket (an external endpoint claims nothing)."""
+        section = self.world.manifest.protocols.get("websocket")
+        return section is not None and feature in section.features
+
     @property
     def iut(self) -> str:
         return self.world.iut_address

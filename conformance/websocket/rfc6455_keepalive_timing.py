@@ -124,7 +124,8 @@ def test_dead_peer_is_given_up(ws, verdict, how):
     """A peer that stops answering is dropped within ping-interval + ping-timeout of the last frame it
     sent; the way the connection ends (Close code, FIN, RST) is reported."""
     interval, timeout = KNOBS["ping-interval"], KNOBS["ping-timeout"]
-    if "dead-peer-close" not in ws.world.manifest.protocols["websocket"].features:
+    ws.world.require(keepalive=True)
+    if not ws.claims("dead-peer-close"):
         verdict.not_applicable(f"{ws.world.manifest.name} does not claim dead-peer-close for WebSocket")
     peer = ws.start(knobs=KNOBS)
     pod = ws.world.tester_pod
@@ -212,7 +213,7 @@ def test_client_dials_again_after_the_connection_dies(ws, verdict):
     """The connection is reset under a client IUT: does it dial again, and after what delays? (Each new
     attempt is refused with RST, so the backoff shows.) Graded only where the manifest claims reconnect."""
     peer = ws.start(needs_container=False)
-    claims = "reconnect" in ws.world.manifest.protocols["websocket"].features
+    claims = ws.claims("reconnect")
     tcp = ws.tcp
     seen = {peer.conn}
     died = [time.time()]

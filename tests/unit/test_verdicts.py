@@ -51,3 +51,19 @@ def test_not_applicable_covers_every_open_requirement():
 )
 def test_timing_tolerance_allows_late_timers_not_early_ones(measured, configured, ok):
     assert within(measured, configured) is ok
+
+
+def test_an_expected_failure_is_judged_over_the_whole_run():
+    from reports.plugin import unexpected_passes
+
+    expect = {"RFC6455-7.1.7-fail-connection": "accepts a long Ping", "RFC6455-5.5-control-length": "same"}
+    results = [
+        {"iut": "x", "expected": expect, "verdicts": [
+            {"requirement": "RFC6455-7.1.7-fail-connection", "outcome": "fail"},
+            {"requirement": "RFC6455-5.5-control-length", "outcome": "pass"}]},
+        {"iut": "x", "expected": expect, "verdicts": [
+            {"requirement": "RFC6455-7.1.7-fail-connection", "outcome": "pass"}]},
+    ]
+    # fail-connection passed in one case but failed in another: as expected. control-length never failed.
+    assert unexpected_passes(results) == [
+        "x expects RFC6455-5.5-control-length to fail (same), but every case that judged it passed"]
