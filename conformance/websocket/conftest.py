@@ -134,15 +134,23 @@ class WsCase:
 
     def wait_ending(self, timeout: float, after: float | None = None, socket: bool = False) -> Ending | None:
         """The IUT's end of the connection on the wire; with ``socket``, also its socket leaving ESTABLISHED
-        in its own namespace (for a blackholed path, where what the IUT sends never gets out of its queue)."""
+        in its own namespace (for a blackholed path, where what the IUT sends never gets out of its queue).
+
+        A socket seen closed gets the time of the last poll that still saw it open (the earliest it can
+        have closed: the IUT gets the benefit of the polling interval); the reason names both times.
+        """
+        open_seen = [time.time()]
 
         def ended():
             found = self.ending(self.wire(), after)
             if found or not socket:
                 return found
+            started = time.time()
             state = self.socket_state()
             if state in CLOSED_BY_IUT:
-                return Ending(time.time(), "socket", None, state)
+                return Ending(open_seen[0], "socket", None,
+                              f"{state}; seen open {time.time() - open_seen[0]:.2f} s before it was seen closed")
+            open_seen[0] = started
             return None
 
         try:
