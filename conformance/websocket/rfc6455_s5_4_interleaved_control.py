@@ -34,7 +34,9 @@ def test_ping_between_fragments_is_answered(ws, verdict):
     pong = peer.wait_frame(lambda r: r.opcode == wsframes.PONG and r.payload == ping, REPLY_BOUND)
     echo = peer.wait_frame(lambda r: r.opcode in (wsframes.TEXT, wsframes.CONTINUATION) and r.frame.fin, REPLY_BOUND)
     echoed = b"".join(r.payload for r in peer.frames if r.opcode in (wsframes.TEXT, wsframes.CONTINUATION))
-    wire = ws.wire()
+    # The capture can lag the tester's socket by a little: wait for the pair there (if the Pong came at all).
+    wire = ws.wait_wire(lambda w: w if any(f.payload == ping for f in w.sent_by(ws.iut, wsframes.PONG)) else None,
+                        3 if pong else 0.1) or ws.wire()
     wire_ping = wire.first(ws.tester, wsframes.PING)
     wire_pong = next((f for f in wire.sent_by(ws.iut, wsframes.PONG) if f.payload == ping), None)
     ended = ws.ending(wire)
