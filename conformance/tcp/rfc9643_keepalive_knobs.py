@@ -119,7 +119,7 @@ def test_rebooted_peer_detected_by_reset(tcp, verdict):
     """A peer that lost its connection state answers the next probe with RST, which ends the connection."""
     # A longer idle time and more probes, so that on a loaded engine (where a container restart can
     # take seconds) the reboot still ends while the IUT is probing.
-    knobs = {"idle-time": 6, "probe-interval": 1, "max-probes": 5}
+    knobs = {"idle-time": 8, "probe-interval": 1, "max-probes": 8}
     tcp.start(keepalive=knobs)
     began = time.time()
     tcp.world.mark(began, "tester rebooting (its dying FIN is dropped at the IUT's input)")

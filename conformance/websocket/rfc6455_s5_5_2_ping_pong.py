@@ -22,33 +22,47 @@ pytestmark = pytest.mark.protocol("websocket")
 
 @pytest.mark.roles("server", "client")
 @pytest.mark.requirement("RFC6455-5.5.2-pong-reply", "RFC6455-5.5.3-echo")
-@pytest.mark.parametrize("payload", PAYLOADS.values(), ids=PAYLOADS.keys())
-@pytest.mark.parametrize("delivery", ["whole", "trickled"])
-def test_ping_is_answered_with_the_same_data(ws, verdict, payload, delivery):
-    """A Ping (whole, or one octet per segment) gets a Pong that carries the Ping's application data."""
-    client = ws.start(needs_container=False)
-    raw = client.encode(wsframes.PING, payload)
-    client.send_trickled(raw) if delivery == "trickled" else client.send(raw)
-    pong = client.wait_frame(lambda r: r.opcode == wsframes.PONG, REPLY_BOUND)
-    sent = client.sent_time()
+def test_ping_is_answered_with_the_same_data(ws, verdict):
+    """Pings of each payload (empty, text, binary, 125 octets), sent whole and then one octet per segment,
+    one after another on one connection: each gets a Pong carrying the Ping's application data.
+
+    One verdict per Ping and requirement, each naming its payload and delivery."""
+    peer = ws.start(needs_container=False)
+    for delivery in ("whole", "trickled"):
+        for name, payload in PAYLOADS.items():
+            if peer.ended() or peer.problem:
+                why = f"the connection ended ({peer.problem or peer.ended().ev}) before this Ping"
+                verdict.inconclusive("RFC6455-5.5.2-pong-reply", f"{name}, {delivery}: {why}")
+                verdict.inconclusive("RFC6455-5.5.3-echo", f"{name}, {delivery}: {why}")
+                continue
+            check_one_ping(peer, verdict, name, payload, delivery)
+
+
+def check_one_ping(peer, verdict, name: str, payload: bytes, delivery: str) -> None:
+    raw = peer.encode(wsframes.PING, payload)
+    before = peer.now()
+    peer.send_trickled(raw) if delivery == "trickled" else peer.send(raw)
+    sent = peer.sent_time()
+    pong = peer.wait_frame(lambda r: r.opcode == wsframes.PONG, REPLY_BOUND, after=before)
     delay = round(pong.t - sent, 4) if pong and sent else None
+    label = f"{name} Ping ({len(payload)} octets), {delivery}"
     verdict.check(
         "RFC6455-5.5.2-pong-reply",
         pong is not None,
-        f"Pong after {delay} s" if pong else f"no Pong within {REPLY_BOUND:g} s"
-        + (f" ({client.problem})" if client.problem else ""),
+        f"{label}: Pong after {delay} s" if pong else f"{label}: no Pong within {REPLY_BOUND:g} s"
+        + (f" ({peer.problem})" if peer.problem else ""),
         measured={"reply_s": delay, "ping_octets": len(payload), "delivery": delivery},
         tolerance=f"Pong within {REPLY_BOUND:g} s",
     )
     if pong is None:
-        verdict.inconclusive("RFC6455-5.5.3-echo", "no Pong arrived, so there is no payload to compare")
+        verdict.inconclusive("RFC6455-5.5.3-echo", f"{label}: no Pong arrived, so there is no payload to compare")
         return
     verdict.check(
         "RFC6455-5.5.3-echo",
         pong.payload == payload,
-        "the Pong carries the Ping's data" if pong.payload == payload
-        else f"the Pong carries {pong.payload[:40]!r} ({len(pong.payload)} octets) for a Ping of {payload[:40]!r}",
-        measured={"ping_octets": len(payload), "pong_octets": len(pong.payload)},
+        f"{label}: the Pong carries the Ping's data" if pong.payload == payload
+        else f"{label}: the Pong carries {pong.payload[:40]!r} ({len(pong.payload)} octets)",
+        measured={"ping_octets": len(payload), "pong_octets": len(pong.payload), "delivery": delivery},
     )
 
 

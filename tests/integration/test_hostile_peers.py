@@ -13,7 +13,7 @@ from tests.conftest import verdicts_of
 
 HOSTILE = [p for p in faulty_peers() if load_manifest(p).description.startswith("HOSTILE")]
 # One case of each kind: frame rules (whole Ping; oversized Ping; Ping between fragments) and keepalive timing.
-CASES = "whole-text or 126_octets or between_fragments or pinged_at_the_interval"
+CASES = "same_data or 126_octets or between_fragments or pinged_at_the_interval"
 CLEAR = {"pass", "fail", "warn", "info", "inconclusive", "not-applicable"}
 # Each case has its own bounds (handshake 5 s, replies 2-5 s, keepalive watch ~13 s); with set-up and
 # a loaded machine, the four together stay far below this.

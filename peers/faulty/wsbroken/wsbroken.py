@@ -384,7 +384,8 @@ class Connection:
         elif mode == "none":
             self.log(f"ping received {show(payload)}: DEFECT pong none, no pong")
         elif mode == "altered":
-            self.send(PONG, payload[::-1] + b"!")
+            # Other data, but never over 125 octets: the defect is the content, not a malformed frame.
+            self.send(PONG, (b"!" + payload[::-1])[:125])
             self.log(f"ping received {show(payload)}: DEFECT pong altered, pong sent with other data")
         else:
             self.log(f"ping received {show(payload)}: DEFECT pong late, pong in {self.opts.pong_delay:g} s")
