@@ -472,6 +472,8 @@ def endings_table(verdicts: list[Verdict]) -> tuple[list[str], list[tuple[str, l
         if v.iut not in iuts:
             iuts.append(v.iut)
         cells[(v.iut, name)].add(f"{v.role[:1]}: {text}" if v.role else text)
+    order = ["silent", "frozen", "blackholed", "crashed", "bad control", "idle"]
+    columns.sort(key=lambda c: next((i for i, word in enumerate(order) if word in c), len(order)))
     rows = [(iut, [", ".join(sorted(cells[(iut, c)])) or "\u2013" for c in columns]) for iut in iuts]
     return columns, rows
 
