@@ -7,12 +7,12 @@ capture in the IUT's namespace, read as frames by ``ws.wire()``, is the ground t
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 
 import pytest
 
 from fixtures.sessions import CaseWorld
+from fixtures.sockwatch import SocketWatch
 from fixtures.testers import wsframes
 from fixtures.testers.tcp import TcpTester
 from fixtures.testers.websocket import HandshakeFailed, WsPeer
@@ -132,25 +132,27 @@ class WsCase:
             return Ending(end.t, end.kind)
         return None
 
-    def wait_ending(self, timeout: float, after: float | None = None, socket: bool = False) -> Ending | None:
-        """The IUT's end of the connection on the wire; with ``socket``, also its socket leaving ESTABLISHED
-        in its own namespace (for a blackholed path, where what the IUT sends never gets out of its queue).
+    def watch_socket(self) -> None:
+        """Start following the IUT's socket state (before a fault whose effect may never reach the wire)."""
+        self.sockwatch = SocketWatch(self.world.iut.sidecar, self.tester)
+        self.world.cleanups.append(self.sockwatch.stop)
+        self.world.logs["socket-states.txt"] = lambda: "\n".join(f"{t:.3f} {state}" for t, state in self.sockwatch.changes)
 
-        A socket seen closed gets the time of the last poll that still saw it open (the earliest it can
-        have closed: the IUT gets the benefit of the polling interval); the reason names both times.
-        """
-        open_seen = [time.time()]
+    def wait_ending(self, timeout: float, after: float | None = None, socket: bool = False) -> Ending | None:
+        """The IUT's end of the connection on the wire; with ``socket`` (after watch_socket()), also its
+        socket leaving ESTABLISHED in its own namespace (for a blackholed path, where what the IUT sends
+        never gets out of its queue). A socket close is dated at the earliest moment it can have happened
+        (one read period before it was seen); the reason names both."""
 
         def ended():
             found = self.ending(self.wire(), after)
             if found or not socket:
                 return found
-            started = time.time()
-            state = self.socket_state()
-            if state in CLOSED_BY_IUT:
-                return Ending(open_seen[0], "socket", None,
-                              f"{state}; seen open {time.time() - open_seen[0]:.2f} s before it was seen closed")
-            open_seen[0] = started
+            closed = self.sockwatch.closed_by_iut(CLOSED_BY_IUT)
+            if closed and (after is None or closed[1] > after):
+                earliest, seen, state = closed
+                return Ending(earliest, "socket", None,
+                              f"{state}; seen {seen - earliest:.2f} s after the last read that saw it open")
             return None
 
         try:
@@ -163,15 +165,6 @@ class WsCase:
         out = self.world.iut.sidecar.exec(["ss", "-Htni", "dst", self.tester], check=False)
         match = re.search(r"notsent:(\d+)", out)
         return int(match.group(1)) if match else 0
-
-    def socket_state(self) -> str:
-        """The state of the IUT's TCP connection to the tester, as ``ss`` shows it in the IUT's namespace."""
-        if self.world.external:
-            return "ESTAB"
-        out = self.world.iut.sidecar.exec(["ss", "-Htan", "dst", self.tester], check=False)
-        states = [line.split()[0] for line in out.splitlines() if line.strip()]
-        states = [s for s in states if s != "LISTEN"]
-        return states[0] if states else "gone"
 
     def peer_gone(self) -> bool:
         """The tester's TCP connection has ended (EOF or error seen by the agent)."""

@@ -136,6 +136,7 @@ def test_dead_peer_is_given_up(ws, verdict, how):
         ws.world.cleanups.insert(0, lambda: process_faults.thaw(pod))
         process_faults.freeze(pod)
     elif how == "blackholed":
+        ws.watch_socket()
         blackhole = ws.faults.blackhole("both")
     else:
         process_faults.crash(pod)
@@ -153,7 +154,7 @@ def test_dead_peer_is_given_up(ws, verdict, how):
         ending = ws.wait_ending(limit + slack + 5, after=before)
     wire = ws.wire()
     tolerance = f"within ping-interval + ping-timeout = {limit:g} s (+{slack:.1f} s: 10 % + 1 s) of the peer's last data" + (
-        "; on a blackholed path the IUT's socket state is polled about every 0.1 s, and a Close still queued"
+        "; on a blackholed path the IUT's socket state is read every 50 ms in its namespace, and a Close still queued"
         " at the deadline counts at the deadline" if how == "blackholed" else "")
     if ending is None:
         verdict.check("WS-KEEPALIVE-dead-peer", False,
