@@ -53,6 +53,7 @@ class WsCase:
         self.world = world
         self.tcp: TcpTester | None = None
         self.peer: WsPeer | None = None
+        self._wire: tuple[int, WireLog] | None = None
 
     # -- set-up -------------------------------------------------------------------------------
     def start(self, knobs: dict | None = None, needs_container: bool = True) -> WsPeer:
@@ -109,7 +110,11 @@ class WsCase:
 
     # -- the wire -----------------------------------------------------------------------------
     def wire(self) -> WireLog:
-        return ws_frames(self.world.capture.segments())
+        """The capture as frames; rebuilt only when new segments arrived (cases poll this while they wait)."""
+        segments = self.world.capture.segments()
+        if self._wire is None or self._wire[0] != len(segments):
+            self._wire = (len(segments), ws_frames(segments))
+        return self._wire[1]
 
     def wait_wire(self, predicate, timeout: float):
         """Wait until ``predicate(wire)`` is truthy; its value, or None at the bound."""
