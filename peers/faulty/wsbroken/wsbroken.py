@@ -114,6 +114,7 @@ class Options:
         self.accept_fragmented_control = args.accept_fragmented_control
         self.fail_on_interleaved = args.fail_on_interleaved
         self.never_close = args.never_close
+        self.fail_without_close = args.fail_without_close
         self.ignore_pongs = args.ignore_pongs
         self.max_size = args.max_size
         self.ping_timeout = args.ping_timeout if args.ping_timeout is not None else 20.0
@@ -126,7 +127,7 @@ class Options:
         if self.pong_mode != "normal":
             defects.append(f"pong {self.pong_mode}" + (f":{self.pong_delay:g}" if self.pong_mode == "late" else ""))
         for flag in ("accept_long_control", "accept_fragmented_control", "fail_on_interleaved", "never_close",
-                     "ignore_pongs"):
+                     "ignore_pongs", "fail_without_close"):
             if getattr(self, flag):
                 defects.append(flag.replace("_", "-"))
         if args.fixed_interval is not None:
@@ -199,7 +200,10 @@ class Connection:
     def fail(self, code: int, why: str) -> None:
         """Fail the WebSocket connection (RFC 6455 §7.1.7): Close with `code`, then stop reading."""
         self.log(f"failing the connection: {why}")
-        self.send_close(code, why[:100])
+        if self.opts.fail_without_close:
+            self.log("closing TCP without a Close frame (planted defect)")
+        else:
+            self.send_close(code, why[:100])
         raise Finish
 
     def stop_from_helper(self, code: int, reason: str) -> None:
@@ -703,6 +707,8 @@ def main() -> int:
     defects.add_argument("--accept-fragmented-control", action="store_true")
     defects.add_argument("--fail-on-interleaved", action="store_true")
     defects.add_argument("--never-close", action="store_true")
+    defects.add_argument("--fail-without-close", action="store_true",
+                         help="on a protocol error close TCP with no Close frame first")
     defects.add_argument("--fixed-interval", type=positive, metavar="S")
     defects.add_argument("--ignore-pongs", action="store_true")
     defects.add_argument("--hostile", choices=["garbage", "huge-frame", "endless-fragments", "no-handshake"])
