@@ -108,6 +108,8 @@ class IutInfo:
     version: str = ""
     faulty: bool = False
     expected_failures: list[str] = field(default_factory=list)
+    # requirement ID -> the manifest's reason (for a reference peer: a known deviation, with its evidence)
+    expected_reasons: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass

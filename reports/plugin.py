@@ -90,6 +90,7 @@ def build_report(state: RunState, results: list[dict], started: str) -> RunRepor
                 version=manifest.version(),
                 faulty=manifest.faulty,
                 expected_failures=sorted(manifest.expect),
+                expected_reasons=dict(sorted(manifest.expect.items())),
             )
         )
     return RunReport(

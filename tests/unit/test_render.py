@@ -107,7 +107,12 @@ def build_report() -> RunReport:
     ]
     iuts = [
         IutInfo(
-            name="ref-linux", manifest="peers/linux/peer.toml", description="Linux kernel keepalive", image="aliveness/linux"
+            name="ref-linux",
+            manifest="peers/linux/peer.toml",
+            description="Linux kernel keepalive",
+            image="aliveness/linux",
+            expected_failures=["TCP-3"],
+            expected_reasons={"TCP-3": "sends its probes 0.2 s late <on purpose>"},
         ),
         IutInfo(
             name="faulty-early",
@@ -115,6 +120,7 @@ def build_report() -> RunReport:
             description="gives up after one probe",
             faulty=True,
             expected_failures=["TCP-2"],
+            expected_reasons={"TCP-2": "planted: gives up early"},
         ),
     ]
     return RunReport(
@@ -231,6 +237,18 @@ def test_html_is_self_contained_and_escapes_messages(written: dict[str, Path]) -
     assert 'href="evidence/idle%20probe.pcap"' in html
     assert "<pre>0.000 connected\n1.002 probe</pre>" in html
     assert "<link" not in html and "src=" not in html
+
+
+def test_html_explains_a_reference_peers_known_deviations_but_not_planted_faults(written: dict[str, Path]) -> None:
+    html = written["html"].read_text(encoding="utf-8")
+    section = html[html.index('id="known-deviations"'):]
+    section = section[: section.index("</table>")]
+    assert 'href="#req-TCP-3"' in section
+    assert "sends its probes 0.2 s late &lt;on purpose&gt;" in section
+    assert "planted" not in section  # faulty peers are listed with the IUTs, not as findings
+    assert json.loads(written["json"].read_text())["iuts"][0]["expected_reasons"] == {
+        "TCP-3": "sends its probes 0.2 s late <on purpose>"
+    }
 
 
 def test_html_shows_coverage_of_observable_requirements(written: dict[str, Path]) -> None:
