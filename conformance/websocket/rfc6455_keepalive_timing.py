@@ -23,6 +23,7 @@ INTERVAL_FRACTION, INTERVAL_FIXED = 0.10, 0.4
 DEAD_FRACTION, DEAD_FIXED = 0.10, 1.0
 IDLE_WATCH = 6.0  # seconds an idle connection without keepalive is watched (a proxy's idle cut shows here)
 RECONNECT_WATCH = 15.0  # seconds to wait for each dial-again of a client IUT
+SCHEDULE_INTERVALS = 3  # ping-intervals the schedule case keeps traffic flowing
 RECONNECTS = 3  # attempts the reconnect case observes (each refused with RST, to see the backoff)
 
 pytestmark = pytest.mark.protocol("websocket")
@@ -80,6 +81,46 @@ def test_idle_connection_is_pinged_at_the_interval_and_kept(ws, verdict):
         else f"the IUT ended a connection whose peer answered every Ping ({pongs} Pongs): {ending.describe()}",
         measured={"pings": len(pings), "pongs": pongs, "ending": ending.describe() if ending else None,
                   "watched_s": round(time.time() - opened, 2)},
+    )
+
+
+@pytest.mark.roles("server", "client")
+@pytest.mark.requirement("WS-KEEPALIVE-schedule")
+def test_pings_while_the_peer_sends_data(ws, verdict):
+    """Does traffic from the peer hold the IUT's Pings back? The tester sends a small message every half
+    ping-interval for SCHEDULE_INTERVALS intervals and counts the IUT's Pings meanwhile: Pings at the interval
+    mean a fixed clock; none mean the knob counts time without traffic from the peer."""
+    interval = KNOBS["ping-interval"]
+    peer = ws.start(knobs=KNOBS)
+    began = time.time()
+    ending = None
+    for n in range(SCHEDULE_INTERVALS * 2):
+        peer.send_frame(wsframes.TEXT, f"aliveness traffic {n}".encode())
+        # the pace of the traffic; an IUT that ends the connection meanwhile stops the case early
+        ending = ws.wait_ending(interval / 2, after=began)
+        if ending is not None:
+            break
+    wire = ws.wire()
+    sent = wire.sent_by(ws.tester, wsframes.TEXT)
+    pings = [p for p in wire.sent_by(ws.iut, wsframes.PING) if sent and p.t >= sent[0].t]
+    gaps = [round(b.t - a.t, 2) for a, b in zip(pings, pings[1:], strict=False)]
+    watched = round((ending.t if ending else time.time()) - (sent[0].t if sent else began), 2)
+    if ending is not None:
+        text = f"the IUT ended the connection after {watched} s of traffic: {ending.describe()}"
+    elif not pings:
+        text = (f"no Ping in {watched} s while the peer sent a message every {interval / 2:g} s: the IUT pings "
+                f"only after {interval:g} s without traffic from its peer")
+    elif len(pings) == 1:
+        text = (f"one Ping in {watched} s while the peer sent a message every {interval / 2:g} s: traffic "
+                "held the IUT's Pings back only in part, so neither a fixed clock nor an idle timer fits")
+    else:
+        text = (f"{len(pings)} Pings in {watched} s while the peer sent a message every {interval / 2:g} s, "
+                f"{gaps} s apart: the IUT pings on a fixed clock, traffic or not")
+    verdict.observe(
+        "WS-KEEPALIVE-schedule",
+        text,
+        measured={"interval_s": interval, "messages_sent": len(sent), "pings": len(pings), "ping_gaps_s": gaps,
+                  "watched_s": watched, "ending": ending.describe() if ending else None},
     )
 
 
