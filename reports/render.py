@@ -328,6 +328,17 @@ def _format_value(value: Any) -> str:
     return str(value)
 
 
+def _known_deviations(infos: list[IutInfo], judged: set[str]) -> list[tuple[str, str, str | None, str]]:
+    """(IUT, requirement, its section's anchor if this run judged it, the manifest's reason) for every
+    requirement a reference peer's manifest says it misses; faulty peers' planted bugs are not findings."""
+    return [
+        (info.name, rid, _anchor(rid) if _anchor(rid) in judged else None, why)
+        for info in infos
+        if not info.faulty
+        for rid, why in info.expected_reasons.items()
+    ]
+
+
 def _anchor(requirement_id: str) -> str:
     """An HTML id for a requirement's section."""
     return "req-" + re.sub(r"[^A-Za-z0-9_.-]", "-", requirement_id)
@@ -522,6 +533,7 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
         "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in columns],
         "matrix": matrix,
         "endings": endings_table(verdicts),
+        "deviations": _known_deviations(infos, {section.anchor for section in sections}),
         "sections": sections,
         "cases": [CaseRow(case, _outcome_value([v.outcome for v in case_verdicts(case)])) for case in report.cases],
         "coverage": _coverage(report, by_requirement),
