@@ -17,205 +17,62 @@ Three figures, each printed with its target and whether this run met it:
    unanswered probes; the gaps between consecutive probes on the capture are compared with 1 s
    (target: p99 of |gap - 1 s| at most 20 ms).
 
+Figure 1 is ``benchmarks.common.figure_parallel_wall_time``, shared with ``benchmarks.websocket``, as are
+the printing, statistics, cleanup and command-line helpers.
+
 Everything created here carries a run id of its own and is removed before the script exits.
 Other Docker workloads running at the same time share the CPU and the engine, which shows in the
 figures; the script prints how busy the machine was to help read them.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
-import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fixtures import engine
+from benchmarks.common import (
+    IUT_INDEX,
+    TESTER_INDEX,
+    SuiteFigure,
+    banner,
+    clean_up,
+    figure_parallel_wall_time,
+    header,
+    histogram,
+    new_run_id,
+    parse_args,
+    peer_manifest,
+    percentile,
+    run_sessions,
+    say,
+    say_images_and_load,
+    say_shared_machine,
+    session_scope,
+    spread,
+    summarise_suite,
+    summary_row,
+    verdict,
+)
 from fixtures.capture import Capture
 from fixtures.faults import NETEM_MISSING, Faults
 from fixtures.network import CaseNetwork, RunContext
-from fixtures.peers import Manifest, RunningIut, load_manifest, resolve_iut
-from fixtures.pods import Container, start_tester, toolbox_image
+from fixtures.peers import Manifest, RunningIut
+from fixtures.pods import Container, start_tester
+from fixtures.protocols.tcp import PROBE_SHAPE
 from fixtures.testers.tcp import TcpTester
 from fixtures.timeline import Event, Timeline
 
 PEER = "socat"
-IUT_INDEX, TESTER_INDEX = 2, 3
+SUITE = "conformance"
 
-WALL_RATIO_TARGET = 1.5
 READY_MEDIAN_TARGET_S = 1.0
 PROBE_P99_TARGET_MS = 20.0
 
 PROBE_KNOBS = {"idle-time": 1, "probe-interval": 1, "max-probes": 12}
 PROBE_INTERVAL_S = float(PROBE_KNOBS["probe-interval"])
-
-WIDTH = 78
-
-
-def say(text: str = "") -> None:
-    """Print one line at once (figures take minutes; show progress as it happens)."""
-    print(text, flush=True)
-
-
-def header(title: str) -> None:
-    say()
-    say("=" * WIDTH)
-    say(title)
-    say("=" * WIDTH)
-
-
-def verdict(met: bool | None) -> str:
-    """How a target line ends: met, NOT met, or no figure to judge."""
-    if met is None:
-        return "n/a (no measurement)"
-    return "met" if met else "NOT met"
-
-
-def percentile(values: Sequence[float], q: float) -> float:
-    """The q-th percentile (0..100), linear interpolation between the closest ranks (numpy's default)."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100.0
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def spread(values: Sequence[float], scale: float = 1.0, unit: str = "s", digits: int = 3) -> str:
-    """'median x / p90 y / max z' for a sample, values multiplied by ``scale``."""
-    if not values:
-        return "no samples"
-    parts = [
-        ("median", statistics.median(values)),
-        ("p90", percentile(values, 90)),
-        ("max", max(values)),
-    ]
-    return " / ".join(f"{name} {v * scale:.{digits}f} {unit}" for name, v in parts)
-
-
-def new_run_id(kind: str) -> str:
-    return f"bench-{kind}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
-
-
-def engine_load() -> str:
-    """A one-line picture of how busy the machine and the engine are right now."""
-    load1, load5, _ = os.getloadavg()
-    try:
-        running = engine.client().containers.list(sparse=True)
-        suite = sum(1 for c in running if engine.LABEL_RUN in (c.attrs.get("Labels") or {}))
-        containers = f"{len(running)} containers running ({suite} of them from aliveness runs, anyone's)"
-    except Exception as err:  # a figure must not die for want of a context line
-        containers = f"container count unavailable ({type(err).__name__})"
-    return f"load average {load1:.2f} (1 min) / {load5:.2f} (5 min) on {os.cpu_count()} CPUs; {containers}"
-
-
-def leftovers(run_id: str) -> int:
-    """How many containers and networks labelled with ``run_id`` still exist."""
-    label = {"label": f"{engine.LABEL_RUN}={run_id}"}
-    cli = engine.client()
-    return len(cli.containers.list(all=True, sparse=True, filters=label)) + len(cli.networks.list(filters=label))
-
-
-def clean_up(run: RunContext) -> None:
-    """Remove everything labelled with the run (even half-built pieces) and say whether it all went."""
-    try:
-        run.teardown()
-        left = leftovers(run.run_id)
-    except Exception as err:  # report it; the other figures may still run
-        say(f"  cleanup of {run.run_id} failed: {type(err).__name__}: {err}")
-        return
-    say(f"  cleanup: run {run.run_id} removed, {left} containers/networks left")
-
-
-def socat_manifest() -> Manifest:
-    return load_manifest(resolve_iut(PEER))
-
-
-# --------------------------------------------------------------------------- figure 1
-
-
-@dataclass
-class SuiteFigure:
-    wall_s: float
-    exit_code: int
-    cases: int
-    longest_s: float | None
-    longest_case: str
-    sum_s: float
-    ratio: float | None
-
-
-def figure_parallel_wall_time(workers: int = 8, keep_reports: bool = False) -> SuiteFigure | None:
-    """Run the conformance suite against socat with ``workers`` xdist workers and compare wall time to the longest case."""
-    header(f"Figure 1 - parallel wall time: pytest conformance --iut {PEER} -n {workers}")
-    report_dir = Path(tempfile.mkdtemp(prefix="aliveness-bench-report-"))
-    run_id = new_run_id("suite")
-    cmd = [
-        sys.executable, "-m", "pytest", "conformance", "--iut", PEER, "-n", str(workers),
-        "-p", "no:cacheprovider", "--report-dir", str(report_dir), "--run-id", run_id,
-    ]
-    say(f"  command: python {' '.join(cmd[1:])}")
-    say(f"  before: {engine_load()}")
-    started = time.monotonic()
-    try:
-        done = subprocess.run(cmd, cwd=engine.ROOT, capture_output=True, text=True, timeout=3600)
-    except subprocess.TimeoutExpired:
-        say("  the suite did not finish within an hour; no figure")
-        engine.remove_labelled(f"{engine.LABEL_RUN}={run_id}")
-        return None
-    wall = time.monotonic() - started
-    # The suite tears down after itself; this catches what an aborted worker might have left.
-    engine.remove_labelled(f"{engine.LABEL_RUN}={run_id}")
-    say(f"  after:  {engine_load()}")
-    tail = [line for line in done.stdout.strip().splitlines() if line.strip()][-2:]
-    for line in tail:
-        say(f"  pytest: {line.strip()}")
-    report_path = report_dir / run_id / "report.json"
-    if not report_path.is_file():
-        say(f"  pytest exited {done.returncode} without writing {report_path}; no figure")
-        for line in (done.stderr.strip().splitlines() or done.stdout.strip().splitlines())[-5:]:
-            say(f"    {line}")
-        shutil.rmtree(report_dir, ignore_errors=True)
-        return None
-    cases = json.loads(report_path.read_text())["cases"]
-    durations = [(float(c["duration"]), c["nodeid"]) for c in cases]
-    total = sum(d for d, _ in durations)
-    longest, longest_case = max(durations) if durations else (None, "")
-    ratio = wall / longest if longest else None
-    say()
-    say(f"  cases in report.json        {len(cases)} (pytest exit code {done.returncode})")
-    say(f"  wall time                   {wall:8.1f} s  (interpreter start to exit: collection, workers, report)")
-    if longest is not None:
-        say(f"  longest single case         {longest:8.1f} s  ({longest_case.split('/')[-1]})")
-    say(f"  sum of case times           {total:8.1f} s  (a serial run would need at least this)")
-    if wall > 0:
-        say(f"  parallelism achieved        {total / wall:8.2f}   (sum of case times / wall time)")
-    if longest:
-        floor_s = max(longest, total / workers)
-        say(f"  ideal floor                 {floor_s:8.1f} s  (max of longest case and sum / {workers} workers)")
-        say(f"  best reachable ratio        {floor_s / longest:8.2f} x  (ideal floor / longest case)")
-        met = ratio <= WALL_RATIO_TARGET
-        say(f"  wall / longest              {ratio:8.2f} x  target <= {WALL_RATIO_TARGET:g} x: {verdict(met)}")
-    slowest = sorted(durations, reverse=True)[:5]
-    if slowest:
-        say("  slowest cases:")
-        for seconds, nodeid in slowest:
-            say(f"    {seconds:6.1f} s  {nodeid.split('/')[-1]}")
-    if keep_reports:
-        say(f"  report kept in {report_dir / run_id}")
-    else:
-        shutil.rmtree(report_dir, ignore_errors=True)
-    return SuiteFigure(wall, done.returncode, len(cases), longest, longest_case, total, ratio)
 
 
 # --------------------------------------------------------------------------- figure 2
@@ -263,9 +120,8 @@ class ReadyFigure:
 def figure_start_to_ready(repeats: int) -> ReadyFigure:
     """Start the socat server ``repeats`` times (after one uncounted warm-up) and time each phase."""
     header(f"Figure 2 - container start to ready: {PEER} as a TCP server, {repeats} starts")
-    manifest = socat_manifest()
-    say(f"  images (built now if missing, outside the timings): {manifest.image()}, {toolbox_image()}")
-    say(f"  before: {engine_load()}")
+    manifest = peer_manifest(PEER)
+    say_images_and_load(manifest)
     run = RunContext(run_id=new_run_id("ready"))
     samples: list[StartSample] = []
     errors: list[str] = []
@@ -287,7 +143,7 @@ def figure_start_to_ready(repeats: int) -> ReadyFigure:
                 f"| setup {sample.setup_s:.3f}  teardown {sample.teardown_s:.3f} s"
             )
     finally:
-        clean_up(run)
+        clean_up(run.run_id)
     say()
     say("  start-to-ready is what RunningIut.wait_ready() returns: from just before the IUT container's")
     say("  start to the first poll that finds the port listening (an `ss` exec in the sidecar, polled with")
@@ -341,11 +197,18 @@ def _unanswered(timeline: Timeline, iut: str, tester: str) -> list[Event]:
 
 
 def _netem_check(pod: Container) -> str:
-    """Whether the kernel offers sch_netem (tried on a tester pod's eth0 and undone at once)."""
-    added = pod.c.exec_run(["tc", "qdisc", "add", "dev", "eth0", "root", "netem", "delay", "0ms"])
+    """Whether the kernel offers sch_netem: tried on ``lo`` in the tester pod's sidecar and undone at once.
+
+    The sidecar holds the pod's NET_ADMIN (the tester's box has default capabilities only, so ``tc``
+    fails there whatever the kernel offers), and ``lo`` carries none of the session's traffic.
+    """
+    sidecar = pod.sidecar
+    if sidecar is None:
+        return "not checked (the tester has no sidecar)"
+    added = sidecar.c.exec_run(["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "0ms"])
     if added.exit_code != 0:
         return "unavailable"
-    pod.c.exec_run(["tc", "qdisc", "del", "dev", "eth0", "root"])
+    sidecar.c.exec_run(["tc", "qdisc", "del", "dev", "lo", "root"])
     return "available"
 
 
@@ -358,33 +221,29 @@ def _probe_session(
     pcap_dir: Path,
 ) -> None:
     """Build one world, connect, drop every probe reply, and keep the first ``probes_wanted`` unanswered probes."""
-    tester: TcpTester | None = None
-    capture: Capture | None = None
-    synced = False
-    try:
+    with session_scope(session, start_together) as scope:
         net = CaseNetwork(run, f"bench-probe-{session.index}")
         tester_address = net.address(TESTER_INDEX)
         iut = RunningIut(run, net, manifest, "tcp", "server", PROBE_KNOBS, tester_address=tester_address, index=IUT_INDEX)
-        capture = Capture(iut.sidecar, pcap_dir / f"session-{session.index}.pcap")
+        capture = scope.stop_at_end(Capture(iut.sidecar, pcap_dir / f"session-{session.index}.pcap"))
         pod = start_tester(run, net, TESTER_INDEX)
-        tester = TcpTester(pod)
+        tester = scope.stop_at_end(TcpTester(pod))
         faults = Faults(pod, iut.address, iut.sidecar)
         if session.index == 0:
             session.netem = _netem_check(pod)
         iut.start()
         iut.wait_ready()
         # All sessions probe at the same time: that is the load this figure is about.
-        start_together.wait(timeout=180)
-        synced = True
+        scope.wait_for_all()
         conn = tester.connect(iut.address, iut.port)
-        tester.send(conn, manifest.role("tcp", "server").greeting)
+        tester.send(conn, manifest.role("tcp", "server").option("greeting").encode())
         # The first probe means the connection is idle and every byte acknowledged; only then
         # drop the replies (the drop rule would also eat the ACK of data still in flight).
         first = capture.wait_for(lambda tl: _keepalive_probes(tl, iut.address), PROBE_KNOBS["idle-time"] + 10)
         if not first:
             session.error = "no first keep-alive probe within idle-time + 10 s"
             return
-        faults.drop_probes("replies")
+        faults.drop("to-iut", PROBE_SHAPE, name="drop-replies")
         bound = PROBE_KNOBS["idle-time"] + (probes_wanted + 2) * PROBE_INTERVAL_S + 10
 
         def enough(tl: Timeline) -> list[Event] | None:
@@ -396,15 +255,6 @@ def _probe_session(
             probes = _unanswered(capture.timeline(), iut.address, tester_address)
             session.error = f"only {len(probes)} unanswered probes within {bound:g} s"
         session.probes = probes[:probes_wanted]
-    except Exception as err:  # reported per session; the other sessions still count
-        session.error = f"{type(err).__name__}: {err}"
-    finally:
-        if not synced:
-            start_together.abort()  # do not leave the other sessions waiting for this one
-        if tester is not None:
-            tester.stop()
-        if capture is not None:
-            capture.stop()
 
 
 @dataclass
@@ -421,26 +271,6 @@ class ProbeFigure:
         return percentile(errors, 99) if errors else None
 
 
-def histogram(values: Sequence[float], marker: float | None = None, bar_width: int = 40) -> list[str]:
-    """Text histogram of non-negative ``values``; a line marks ``marker`` when it falls on a bin edge."""
-    if not values:
-        return ["  (no values)"]
-    top = max(values)
-    width = next((w for w in (1, 2, 5, 10, 20, 50, 100, 200, 500) if top / w < 16), 1000)
-    bins = [0] * (int(top // width) + 1)
-    for v in values:
-        bins[int(v // width)] += 1
-    most = max(bins)
-    lines = []
-    for i, count in enumerate(bins):
-        low, high = i * width, (i + 1) * width
-        if marker is not None and low == marker:
-            lines.append(f"  {'- target ' + format(marker, 'g') + ' ms ':-<{bar_width + 26}}")
-        bar = "#" * max(1 if count else 0, round(count / most * bar_width))
-        lines.append(f"  {low:5g} - {high:<5g} ms | {bar:<{bar_width}} {count}")
-    return lines
-
-
 def figure_probe_accuracy(sessions: int, probes_wanted: int) -> ProbeFigure:
     """``sessions`` concurrent socat servers probing an unanswering tester; the gaps between probes vs 1 s."""
     header(
@@ -449,35 +279,10 @@ def figure_probe_accuracy(sessions: int, probes_wanted: int) -> ProbeFigure:
     )
     knobs = ", ".join(f"{k}={v}" for k, v in PROBE_KNOBS.items())
     say(f"  {PEER} as TCP server with {knobs}; every probe reply dropped on the tester's side")
-    manifest = socat_manifest()
-    say(f"  images (built now if missing, outside the timings): {manifest.image()}, {toolbox_image()}")
-    say(f"  before: {engine_load()}")
-    run = RunContext(run_id=new_run_id("probes"))
-    pcap_dir = Path(tempfile.mkdtemp(prefix="aliveness-bench-pcap-"))
+    manifest = peer_manifest(PEER)
+    say_images_and_load(manifest)
     results = [Session(i) for i in range(sessions)]
-    loaded: list[str] = []
-    barrier = threading.Barrier(sessions, action=lambda: loaded.append(engine_load()))
-    threads = [
-        threading.Thread(
-            target=_probe_session, args=(run, manifest, s, probes_wanted, barrier, pcap_dir), name=f"session-{s.index}",
-            daemon=True,
-        )
-        for s in results
-    ]
-    started = time.monotonic()
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=600)
-        if any(t.is_alive() for t in threads):
-            say("  some sessions were still running after 10 minutes; their figures are missing")
-    finally:
-        if loaded:
-            say(f"  as the sessions connected: {loaded[0]}")
-        clean_up(run)
-        shutil.rmtree(pcap_dir, ignore_errors=True)
-    say(f"  {sessions} sessions took {time.monotonic() - started:.1f} s in all")
+    run_sessions("probes", _probe_session, manifest, results, probes_wanted)
     netem = next((s.netem for s in results if s.netem), "not checked (session 0 did not get that far)")
     if netem == "unavailable":
         say(f"  sch_netem: unavailable ({NETEM_MISSING.split(' (')[0]}), so no path latency is involved.")
@@ -515,10 +320,10 @@ def figure_probe_accuracy(sessions: int, probes_wanted: int) -> ProbeFigure:
         # The constant part of the lateness is the IUT kernel's timer wheel (real IUT behaviour);
         # the spread around it is what the capture and the parallel load add to the measurement.
         centre = statistics.median(signed)
-        spread = [abs(e - centre) for e in signed]
+        around = [abs(e - centre) for e in signed]
         say(
-            f"    spread around the median interval ({centre:+.1f} ms): p50 {percentile(spread, 50):.1f}  "
-            f"p99 {percentile(spread, 99):.1f}  max {max(spread):.1f} ms (measurement jitter under load)"
+            f"    spread around the median interval ({centre:+.1f} ms): p50 {percentile(around, 50):.1f}  "
+            f"p99 {percentile(around, 99):.1f}  max {max(around):.1f} ms (measurement jitter under load)"
         )
     p99 = figure.p99_ms
     shown = "-" if p99 is None else f"{p99:.1f} ms"
@@ -530,20 +335,15 @@ def figure_probe_accuracy(sessions: int, probes_wanted: int) -> ProbeFigure:
 # --------------------------------------------------------------------------- main
 
 
-def summary(suite: SuiteFigure | None, ready: ReadyFigure | None, probes: ProbeFigure | None, ran: set[int]) -> None:
+def summary(suite: SuiteFigure | None, ready: ReadyFigure | None, probes: ProbeFigure | None, ran: set[int],
+            workers: int) -> None:
     header("Summary")
 
     def row(name: str, value: str, target: str, met: bool | None) -> None:
-        say(f"  {name:<32} {value:>10}   target {target:<9} {verdict(met)}")
+        summary_row(name, value, target, met, name_width=32)
 
     if 1 in ran:
-        ratio = suite.ratio if suite else None
-        value = "-" if ratio is None else f"{ratio:.2f} x"
-        row("1 wall / longest case (-n 8)", value, f"<= {WALL_RATIO_TARGET:g} x",
-            None if ratio is None else ratio <= WALL_RATIO_TARGET)
-        if suite:
-            say(f"    wall {suite.wall_s:.1f} s, longest case {suite.longest_s or 0:.1f} s, sum {suite.sum_s:.1f} s, "
-                f"{suite.cases} cases, pytest exit code {suite.exit_code}")
+        summarise_suite(suite, workers, name_width=32)
     if 2 in ran:
         median = ready.median_ready if ready else None
         value = "-" if median is None else f"{median:.3f} s"
@@ -563,32 +363,25 @@ def summary(suite: SuiteFigure | None, ready: ReadyFigure | None, probes: ProbeF
     netem = next((s.netem for s in probes.sessions if s.netem), "") if probes else ""
     say(f"  sch_netem on the engine: {netem or 'not checked in this run (figure 3 checks it)'}; "
         "no figure injects path latency.")
-    say(f"  Other Docker workloads on this engine share the {os.cpu_count()} CPUs and may disturb these figures.")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.tcp", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 starts, 4 sessions of ~5 probes (figure 1 is unchanged)")
-    parser.add_argument("--only", type=int, action="append", choices=(1, 2, 3), help="run only this figure (repeatable)")
-    parser.add_argument("--keep-reports", action="store_true", help="keep figure 1's report directory")
-    parser.add_argument("--workers", type=int, default=8,
-                        help="xdist workers for figure 1 (default 8; one per case lets every wait overlap)")
-    return parser.parse_args(argv)
+    say_shared_machine()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(
+        "python -m benchmarks.tcp", __doc__.splitlines()[0], (1, 2, 3),
+        quick_help="4 starts, 4 sessions of ~5 probes (figure 1 is unchanged)",
+        workers_help="xdist workers for figure 1 (default 8; one per case lets every wait overlap)",
+        argv=argv,
+    )
     ran = set(args.only or (1, 2, 3))
     repeats, sessions, probes_wanted = (4, 4, 5) if args.quick else (10, 8, 10)
-    say(f"aliveness TCP benchmarks ({'quick' if args.quick else 'full'}) - {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    say(f"engine {engine.engine_address()} (Docker {engine.client().version().get('Version', '?')}), "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    banner("TCP", args.quick)
     say("No figure injects path latency: tc/netem (sch_netem) is unavailable on this machine's kernel,")
     say("so every timing below is timer, scheduling and capture behaviour only (figure 3 re-checks netem).")
-    suite = figure_parallel_wall_time(args.workers, keep_reports=args.keep_reports) if 1 in ran else None
+    suite = figure_parallel_wall_time(SUITE, PEER, "suite", args.workers, keep_reports=args.keep_reports) if 1 in ran else None
     ready = figure_start_to_ready(repeats) if 2 in ran else None
     probes = figure_probe_accuracy(sessions, probes_wanted) if 3 in ran else None
-    summary(suite, ready, probes, ran)
+    summary(suite, ready, probes, ran, args.workers)
     return 0
 
 

@@ -16,33 +16,46 @@ Two figures, each printed with its target and whether this run met it:
    on the capture in its namespace are compared with 1 s (target: p99 of |gap - 1 s| at most 20 ms).
    The same Pings as the tester's agent received them give the measurement's own error.
 
+Figure 1 is ``benchmarks.common.figure_parallel_wall_time``, shared with ``benchmarks.tcp``, as are the
+printing, statistics, cleanup and command-line helpers.
+
 Everything created here carries a run id of its own and is removed before the script exits, also
 when it is interrupted. Other Docker workloads running at the same time share the CPU and the
 engine, which shows in the figures; the script prints how busy the machine was to help read them.
 """
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import shutil
-import signal
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
-import time
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmarks.tcp import engine_load, header, histogram, leftovers, new_run_id, percentile, say, verdict
-from fixtures import engine
+from benchmarks.common import (
+    IUT_INDEX,
+    TESTER_INDEX,
+    SuiteFigure,
+    banner,
+    figure_parallel_wall_time,
+    header,
+    histogram,
+    ms_spread,
+    parse_args,
+    peer_manifest,
+    percentile,
+    run_sessions,
+    say,
+    say_images_and_load,
+    say_shared_machine,
+    session_scope,
+    summarise_suite,
+    summary_row,
+    verdict,
+)
 from fixtures.capture import Capture
 from fixtures.network import CaseNetwork, RunContext
-from fixtures.peers import Manifest, RunningIut, load_manifest, resolve_iut
-from fixtures.pods import start_tester, toolbox_image
+from fixtures.peers import Manifest, RunningIut
+from fixtures.pods import start_tester
 from fixtures.testers import wsframes
 from fixtures.testers.tcp import TcpTester
 from fixtures.testers.websocket import WsPeer
@@ -51,137 +64,11 @@ from fixtures.wswire import WireFrame, WireLog, ws_frames
 
 PEER = "websockets"
 SUITE = "conformance/websocket"
-IUT_INDEX, TESTER_INDEX = 2, 3
 
-WALL_RATIO_TARGET = 1.5
 PING_P99_TARGET_MS = 20.0
 
 PING_KNOBS = {"ping-interval": 1, "ping-timeout": 5}
 PING_INTERVAL_S = float(PING_KNOBS["ping-interval"])
-
-SUITE_TIMEOUT_S = 3600
-INTERRUPT_GRACE_S = 30  # how long an interrupted pytest gets to tear its cases down before it is killed
-
-
-def clean_up(run_id: str) -> None:
-    """Remove everything labelled with ``run_id`` (even half-built pieces) and say whether it all went."""
-    try:
-        engine.remove_all_labelled(f"{engine.LABEL_RUN}={run_id}")
-        left = leftovers(run_id)
-    except Exception as err:  # report it; the other figure may still run
-        say(f"  cleanup of {run_id} failed: {type(err).__name__}: {err}")
-        return
-    say(f"  cleanup: run {run_id} removed, {left} containers/networks left")
-
-
-def ms_spread(values: Sequence[float]) -> str:
-    """'median / p90 / p99 / max' of values already in ms."""
-    if not values:
-        return "no samples"
-    return (f"median {statistics.median(values):6.1f}  p90 {percentile(values, 90):6.1f}  "
-            f"p99 {percentile(values, 99):6.1f}  max {max(values):6.1f} ms")
-
-
-# --------------------------------------------------------------------------- figure 1
-
-
-@dataclass
-class SuiteFigure:
-    wall_s: float
-    exit_code: int
-    cases: int
-    longest_s: float | None
-    longest_case: str
-    sum_s: float
-    ratio: float | None
-
-
-def _run_pytest(cmd: list[str]) -> tuple[int | None, str, str]:
-    """Run pytest in its own process group; on Ctrl-C give it a bounded grace to tear down, then kill it."""
-    proc = subprocess.Popen(cmd, cwd=engine.ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
-    try:
-        out, err = proc.communicate(timeout=SUITE_TIMEOUT_S)
-        return proc.returncode, out, err
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return None, "", ""
-    except BaseException:  # Ctrl-C: the child has its own session, so it did not see the terminal's SIGINT
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.communicate(timeout=INTERRUPT_GRACE_S)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
-        raise
-
-
-def figure_parallel_wall_time(workers: int = 8, keep_reports: bool = False) -> SuiteFigure | None:
-    """Run the WebSocket cases against websockets with ``workers`` xdist workers; wall time vs the longest case."""
-    header(f"Figure 1 - parallel wall time: pytest {SUITE} --iut {PEER} -n {workers}")
-    report_dir = Path(tempfile.mkdtemp(prefix="aliveness-bench-report-"))
-    run_id = new_run_id("ws-suite")
-    cmd = [
-        sys.executable, "-m", "pytest", SUITE, "--iut", PEER, "-n", str(workers),
-        "-p", "no:cacheprovider", "--report-dir", str(report_dir), "--run-id", run_id,
-    ]
-    say(f"  command: python {' '.join(cmd[1:])}")
-    say(f"  before: {engine_load()}")
-    started = time.monotonic()
-    done = False
-    try:
-        code, out, err = _run_pytest(cmd)
-        wall = time.monotonic() - started
-        done = True
-    finally:
-        # The suite tears down after itself; this catches what an aborted worker (or Ctrl-C) left behind.
-        clean_up(run_id)
-        if not done and not keep_reports:
-            shutil.rmtree(report_dir, ignore_errors=True)
-    if code is None:
-        say(f"  the WebSocket cases did not finish within {SUITE_TIMEOUT_S} s; no figure")
-        shutil.rmtree(report_dir, ignore_errors=True)
-        return None
-    say(f"  after:  {engine_load()}")
-    for line in [ln for ln in out.strip().splitlines() if ln.strip()][-2:]:
-        say(f"  pytest: {line.strip()}")
-    report_path = report_dir / run_id / "report.json"
-    if not report_path.is_file():
-        say(f"  pytest exited {code} without writing {report_path}; no figure")
-        for line in (err.strip().splitlines() or out.strip().splitlines())[-5:]:
-            say(f"    {line}")
-        shutil.rmtree(report_dir, ignore_errors=True)
-        return None
-    cases = json.loads(report_path.read_text())["cases"]
-    durations = sorted(((float(c["duration"]), c["nodeid"]) for c in cases), reverse=True)
-    total = sum(d for d, _ in durations)
-    longest, longest_case = durations[0] if durations else (None, "")
-    ratio = wall / longest if longest else None
-    say()
-    say(f"  cases in report.json        {len(cases)} (pytest exit code {code}; failing cases still count: only time is measured)")
-    say(f"  wall time                   {wall:8.1f} s  (interpreter start to exit: collection, workers, report)")
-    if longest is not None:
-        say(f"  longest single case         {longest:8.1f} s  ({longest_case.split('/')[-1]})")
-    say(f"  sum of case times           {total:8.1f} s  (a serial run would need at least this)")
-    if wall > 0:
-        say(f"  parallelism achieved        {total / wall:8.2f}   (sum of case times / wall time)")
-    if longest:
-        floor_s = max(longest, total / workers)
-        say(f"  ideal lower bound           {floor_s:8.1f} s  (max of longest case and sum / {workers} workers)")
-        say(f"  best reachable ratio        {floor_s / longest:8.2f} x  (ideal lower bound / longest case)")
-        say(f"  wall / ideal lower bound    {wall / floor_s:8.2f} x  (start-up, collection, scheduling, report)")
-        met = ratio <= WALL_RATIO_TARGET
-        say(f"  wall / longest              {ratio:8.2f} x  target <= {WALL_RATIO_TARGET:g} x: {verdict(met)}")
-    if durations:
-        say("  slowest cases:")
-        for seconds, nodeid in durations[:5]:
-            say(f"    {seconds:6.1f} s  {nodeid.split('/')[-1]}")
-    if keep_reports:
-        say(f"  report kept in {report_dir / run_id}")
-    else:
-        shutil.rmtree(report_dir, ignore_errors=True)
-    return SuiteFigure(wall, code, len(cases), longest, longest_case, total, ratio)
 
 
 # --------------------------------------------------------------------------- figure 2
@@ -259,24 +146,20 @@ def _ping_session(
     pcap_dir: Path,
 ) -> None:
     """Build one world, open a WebSocket to the websockets server, and keep its first ``pings_wanted`` Pings."""
-    tcp: TcpTester | None = None
-    capture: Capture | None = None
-    synced = False
-    try:
+    with session_scope(session, start_together) as scope:
         net = CaseNetwork(run, f"bench-ws-ping-{session.index}")
         tester_address = net.address(TESTER_INDEX)
         iut = RunningIut(run, net, manifest, "websocket", "server", PING_KNOBS,
                          tester_address=tester_address, index=IUT_INDEX)
-        capture = Capture(iut.sidecar, pcap_dir / f"session-{session.index}.pcap", whole_payloads=True)
-        tcp = TcpTester(start_tester(run, net, TESTER_INDEX))
+        capture = scope.stop_at_end(Capture(iut.sidecar, pcap_dir / f"session-{session.index}.pcap", whole_payloads=True))
+        tcp = scope.stop_at_end(TcpTester(start_tester(run, net, TESTER_INDEX)))
         iut.start()
         iut.wait_ready()
         # All sessions ping at the same time: that is the load this figure is about.
-        start_together.wait(timeout=180)
-        synced = True
+        scope.wait_for_all()
         conn = tcp.connect(iut.address, iut.port)
         peer = WsPeer(tcp, conn, "client")  # answers every Ping at once, from the agent's reader thread
-        peer.open(iut.address, iut.spec.path)
+        peer.open(iut.address, iut.spec.option("path"))
         bound = PING_INTERVAL_S * (pings_wanted + 2) + 15
 
         def heard_pings() -> int:
@@ -306,15 +189,6 @@ def _ping_session(
                 session.heard[r.payload] = Heard(r.t, walls.get(r.t))
         if wire.problems:
             session.error = "; ".join(filter(None, [session.error, *wire.problems]))
-    except Exception as err:  # reported per session; the other sessions still count
-        session.error = f"{type(err).__name__}: {err}"
-    finally:
-        if not synced:
-            start_together.abort()  # do not leave the other sessions waiting for this one
-        if tcp is not None:
-            tcp.stop()
-        if capture is not None:
-            capture.stop()
 
 
 @dataclass
@@ -335,36 +209,10 @@ def figure_ping_accuracy(sessions: int, pings_wanted: int) -> PingFigure:
     header(f"Figure 2 - Ping-interval accuracy under load: {sessions} concurrent sessions, ~{pings_wanted} Pings each")
     knobs = ", ".join(f"{k}={v}" for k, v in PING_KNOBS.items())
     say(f"  {PEER} as WebSocket server with {knobs}; the tester answers every Ping at once")
-    manifest = load_manifest(resolve_iut(PEER))
-    say(f"  images (built now if missing, outside the timings): {manifest.image()}, {toolbox_image()}")
-    say(f"  before: {engine_load()}")
-    run = RunContext(run_id=new_run_id("ws-pings"))
-    pcap_dir = Path(tempfile.mkdtemp(prefix="aliveness-bench-pcap-"))
+    manifest = peer_manifest(PEER)
+    say_images_and_load(manifest)
     results = [PingSession(i) for i in range(sessions)]
-    loaded: list[str] = []
-    barrier = threading.Barrier(sessions, action=lambda: loaded.append(engine_load()))
-    threads = [
-        threading.Thread(
-            target=_ping_session, args=(run, manifest, s, pings_wanted, barrier, pcap_dir), name=f"ws-session-{s.index}",
-            daemon=True,
-        )
-        for s in results
-    ]
-    started = time.monotonic()
-    try:
-        for thread in threads:
-            thread.start()
-        deadline = started + 600
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        if any(t.is_alive() for t in threads):
-            say("  some sessions were still running after 10 minutes; their figures are missing")
-    finally:
-        if loaded:
-            say(f"  as the sessions connected: {loaded[0]}")
-        clean_up(run.run_id)
-        shutil.rmtree(pcap_dir, ignore_errors=True)
-    say(f"  {sessions} sessions took {time.monotonic() - started:.1f} s in all")
+    run_sessions("ws-pings", _ping_session, manifest, results, pings_wanted, thread_prefix="ws-session")
     say("  Context: websockets 10.4 sleeps ping-interval, sends a Ping, then waits for its Pong before it sleeps")
     say("  again, so each gap is interval + Pong round trip + asyncio timer lateness: late, never early.")
     say()
@@ -422,51 +270,35 @@ def figure_ping_accuracy(sessions: int, pings_wanted: int) -> PingFigure:
 
 def summary(suite: SuiteFigure | None, pings: PingFigure | None, ran: set[int], workers: int) -> None:
     header("Summary")
-
-    def row(name: str, value: str, target: str, met: bool | None) -> None:
-        say(f"  {name:<34} {value:>10}   target {target:<9} {verdict(met)}")
-
     if 1 in ran:
-        ratio = suite.ratio if suite else None
-        value = "-" if ratio is None else f"{ratio:.2f} x"
-        row(f"1 wall / longest case (-n {workers})", value, f"<= {WALL_RATIO_TARGET:g} x",
-            None if ratio is None else ratio <= WALL_RATIO_TARGET)
-        if suite:
-            say(f"    wall {suite.wall_s:.1f} s, longest case {suite.longest_s or 0:.1f} s, sum {suite.sum_s:.1f} s, "
-                f"{suite.cases} cases, pytest exit code {suite.exit_code}")
+        summarise_suite(suite, workers, name_width=34)
     if 2 in ran:
         p99 = pings.p99_ms if pings else None
         value = "-" if p99 is None else f"{p99:.1f} ms"
-        row("2 p99 |Ping gap - 1 s|", value, f"<= {PING_P99_TARGET_MS:g} ms",
-            None if p99 is None else p99 <= PING_P99_TARGET_MS)
+        summary_row("2 p99 |Ping gap - 1 s|", value, f"<= {PING_P99_TARGET_MS:g} ms",
+                    None if p99 is None else p99 <= PING_P99_TARGET_MS, name_width=34)
         signed = pings.pooled("errors_ms") if pings else []
         if signed:
             say(f"    {len(signed)} gaps, mean signed {statistics.fmean(signed):+.1f} ms; "
                 f"{sum(1 for s in pings.sessions if s.error)} of {len(pings.sessions)} sessions reported a problem")
-    say(f"  Other Docker workloads on this engine share the {os.cpu_count()} CPUs and may disturb these figures.")
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.websocket", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 sessions of ~6 Pings (figure 1 is unchanged)")
-    parser.add_argument("--only", type=int, action="append", choices=(1, 2), help="run only this figure (repeatable)")
-    parser.add_argument("--keep-reports", action="store_true", help="keep figure 1's report directory")
-    parser.add_argument("--workers", type=int, default=8, help="xdist workers for figure 1 (default 8)")
-    return parser.parse_args(argv)
+    say_shared_machine()
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = parse_args(
+        "python -m benchmarks.websocket", __doc__.splitlines()[0], (1, 2),
+        quick_help="4 sessions of ~6 Pings (figure 1 is unchanged)",
+        workers_help="xdist workers for figure 1 (default 8)",
+        argv=argv,
+    )
     ran = set(args.only or (1, 2))
     sessions, pings_wanted = (4, 6) if args.quick else (8, 10)
-    say(f"aliveness WebSocket benchmarks ({'quick' if args.quick else 'full'}) - {time.strftime('%Y-%m-%d %H:%M:%S')}")
-    say(f"engine {engine.engine_address()} (Docker {engine.client().version().get('Version', '?')}), "
-        f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
+    banner("WebSocket", args.quick)
     say("No figure injects path latency: every timing below is timer, scheduling and capture behaviour only.")
     suite = pings = None
     try:
         if 1 in ran:
-            suite = figure_parallel_wall_time(args.workers, keep_reports=args.keep_reports)
+            suite = figure_parallel_wall_time(SUITE, PEER, "ws-suite", args.workers, keep_reports=args.keep_reports)
         if 2 in ran:
             pings = figure_ping_accuracy(sessions, pings_wanted)
     except KeyboardInterrupt:

@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from fixtures.faults import Fault
+from fixtures.protocols.tcp import PROBE_SHAPE
 from fixtures.sessions import CaseWorld
 from fixtures.testers.tcp import TcpTester
 from fixtures.timeline import Event, Timeline
@@ -43,13 +45,23 @@ class TcpCase:
             else:
                 self.conn = self.tester.connect(world.iut_address, world.iut.port)
         # A first exchange, so the idle clock starts from a known segment on the wire.
-        self.tester.send(self.conn, world.iut.spec.greeting if world.iut else b"aliveness\n")
+        spec = world.iut.spec if world.iut else world.manifest.role("tcp", "server")
+        self.tester.send(self.conn, spec.option("greeting").encode())
         self.established = self.world.capture.wait_for(lambda tl: tl.first("data", src=world.tester_address), 5)
         return self
 
     def chatter(self) -> None:
         """Send the manifest's harmless traffic (it must not upset the IUT's application)."""
-        self.tester.send(self.conn, self.world.iut.spec.chatter)
+        self.tester.send(self.conn, self.world.iut.spec.option("chatter").encode())
+
+    def drop_probes(self, which: str = "replies", first: int | None = None) -> Fault:
+        """Drop the IUT's keepalive probes ('probes') or the tester's ACKs answering them ('replies').
+
+        ``first``: only the first N. Use it on an otherwise idle connection: every pure ACK there is a
+        probe or a probe's reply.
+        """
+        direction = {"replies": "to-iut", "probes": "from-iut"}[which]
+        return self.world.faults.drop(direction, PROBE_SHAPE, first=first, name=f"drop-{which}")
 
     @property
     def iut(self) -> str:

@@ -66,10 +66,13 @@ def test_traffic_postpones_probes(tcp, verdict):
     """While the peer keeps sending, no probe goes out; the first probe comes an idle interval after it stops."""
     knobs = dict(KNOBS, **{"idle-time": 2})
     tcp.start(keepalive=knobs)
-    # The stimulus: a segment from the tester every 0.5 s for 4 s, always under the 2 s idle time.
+    # The stimulus: a segment from the tester every 0.5 s for 4 s, always under the 2 s idle time. Each pause
+    # is a wait for a probe (none may come while traffic flows; one that does ends the stimulus early).
+    began = time.time()
     for _ in range(8):
         tcp.chatter()
-        time.sleep(0.5)
+        if tcp.wait_probes(1, timeout=0.5, after=began):
+            break
     stopped = time.time()
     probes = tcp.wait_probes(1, timeout=knobs["idle-time"] + 2, after=stopped - 0.5)
     timeline = tcp.timeline()
@@ -123,7 +126,7 @@ def test_idle_interval_is_configurable(tcp, verdict):
 @pytest.mark.roles("server")
 def test_default_idle_interval_at_least_two_hours(tcp, verdict):
     """The idle interval the IUT uses when none is configured is at least 7200 s (where the IUT exposes it)."""
-    query = tcp.world.manifest.protocols["tcp"].default_idle_time if "tcp" in tcp.world.manifest.protocols else None
+    query = tcp.world.manifest.protocols["tcp"].option("default-idle-time")
     if not query:
         verdict.not_applicable("the manifest gives no default-idle-time query: the IUT does not expose its default")
     tcp.start(keepalive=None)
@@ -145,7 +148,7 @@ def test_default_idle_interval_at_least_two_hours(tcp, verdict):
 def test_one_lost_reply_is_not_a_dead_connection(tcp, verdict):
     """With the reply to one probe lost, the IUT keeps the connection and probes again."""
     tcp.start(keepalive=KNOBS)
-    lost = tcp.faults.drop_probes("replies", first=1)
+    lost = tcp.drop_probes("replies", first=1)
     first = tcp.wait_probes(1, timeout=KNOBS["idle-time"] + 2)
     if first is None:
         verdict.inconclusive("RFC9293-MUST-29", "the IUT sent no probe, so no reply could be lost")
@@ -168,18 +171,21 @@ def test_one_lost_reply_is_not_a_dead_connection(tcp, verdict):
                   measured={"probes": len(tcp.keepalive_probes(timeline)), "ended": ended.kind if ended else None})
 
 
-@pytest.mark.requirement("RFC9293-SHLD-12", "RFC9293-MAY-6", "RFC9293-3.8.4-probe-seq")
+@pytest.mark.requirement("RFC9293-SHLD-12", "RFC9293-MAY-6")
 @pytest.mark.roles("server", "client")
 def test_probe_segment_form(tcp, verdict):
-    """Probes carry no data (or, where configured, one garbage octet) and sit at SND.NXT - 1."""
+    """Probes carry no data (or, where configured, one garbage octet).
+
+    That a probe sits at SND.NXT - 1 is how the capture recognises it, so the form is not judged here
+    (RFC9293-3.8.4-probe-seq is catalogued as not observable on its own)."""
     tcp.start(keepalive=KNOBS)
-    lost = tcp.faults.drop_probes("replies")  # unanswered probes repeat: two are seen sooner
+    lost = tcp.drop_probes("replies")  # unanswered probes repeat: two are seen sooner
     # Two probes if the IUT repeats them; one is enough to judge the form if it gives up sooner.
     tcp.wait_probes(2, timeout=KNOBS["idle-time"] + KNOBS["probe-interval"] + 2)
     lost.lift()
     probes = tcp.keepalive_probes()
     if not probes:
-        for req in ("RFC9293-SHLD-12", "RFC9293-MAY-6", "RFC9293-3.8.4-probe-seq"):
+        for req in ("RFC9293-SHLD-12", "RFC9293-MAY-6"):
             verdict.inconclusive(req, "no probe was seen")
         return
     lengths = sorted({p.length for p in probes})
@@ -194,5 +200,3 @@ def test_probe_segment_form(tcp, verdict):
     )
     verdict.observe("RFC9293-MAY-6", f"{len(garbage)} of {len(probes)} probes carried one garbage octet",
                     measured={"garbage_octet_probes": len(garbage)})
-    verdict.observe("RFC9293-3.8.4-probe-seq", "every probe was sent at SND.NXT - 1 (below the peer's window)",
-                    measured={"seq_offset": -1})

@@ -35,7 +35,7 @@ def test_probe_interval_honoured(tcp, verdict):
     """Unanswered probes repeat every probe-interval seconds."""
     knobs = dict(KNOBS, **{"probe-interval": 1, "max-probes": 4})
     tcp.start(keepalive=knobs)
-    tcp.faults.drop_probes("replies")
+    tcp.drop_probes("replies")
     # Only unanswered probes repeat at the probe-interval; count those after the peer's last segment.
     probes = tcp.capture.wait_for(
         lambda tl: (run := _unanswered_run(tcp, tl)[2]) and len(run) >= 3 and run,
@@ -72,7 +72,7 @@ def test_probe_interval_honoured(tcp, verdict):
 def test_max_probes_then_drop(tcp, verdict):
     """With every reply lost, the IUT sends max-probes probes, then drops the connection and stops probing."""
     tcp.start(keepalive=KNOBS)
-    tcp.faults.drop_probes("replies")
+    tcp.drop_probes("replies")
     tcp.capture.wait_for(lambda tl: tcp.iut_gave_up(tl), DETECTION + 2 * KNOBS["probe-interval"] + 1)
     timeline, last_peer, probes, ended = _unanswered_run(tcp)
     # A conformant IUT is silent after it gives up: wait for a probe that should never come.

@@ -36,6 +36,15 @@ class Ending:
     code: int | None = None
     reason: str = ""
 
+    @property
+    def label(self) -> str:
+        """A short form for the report's endings table: the Close code, or the bare TCP end and what the peer sees."""
+        if self.how == "socket":
+            return "socket closed"
+        if self.how in ("close", "queued"):
+            return str(self.code) if self.code is not None else "Close, no code"
+        return f"{self.how.upper()} (1006)"
+
     def describe(self) -> str:
         if self.how == "queued":
             return (f"Close {self.code} {self.reason!r}, written by the deadline but held in the IUT's send queue "
@@ -82,7 +91,7 @@ class WsCase:
         world.logs["frames.log"] = self.peer.log
         try:
             if self.peer.role == "client":
-                path = world.iut.spec.path if world.iut else "/"
+                path = (world.iut.spec if world.iut else world.manifest.role("websocket", "server")).option("path")
                 self.peer.open(world.iut_address, path)
             else:
                 self.peer.accept()
