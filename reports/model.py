@@ -56,6 +56,10 @@ class Requirement:
     protocol: str
     observable: bool = True
     note: str = ""
+    # Where a verdict on this requirement tells how a connection ended (measured "ending_label"): the column
+    # of the report's endings table, a template over the verdict's measured values, and the columns' order.
+    ending: str = ""
+    ending_order: list[str] = field(default_factory=list)
 
     @property
     def failing_outcome(self) -> Outcome:
@@ -124,6 +128,8 @@ class CaseResult:
     duration: float
     verdicts: list[Verdict] = field(default_factory=list)
     error: str | None = None
+    deadline: float | None = None  # seconds the case was allowed to run once its world was up (None: unknown)
+    protocol: str = ""  # the manifest section the case tested
 
 
 @dataclass

@@ -1,54 +1,29 @@
-"""The reporting plugin: gathers case results (from every xdist worker) and writes reports/runs/<id>/."""
-from __future__ import annotations
+"""The reporting plugin: case results in (through the harness's hooks), reports/runs/<id>/ out.
 
-import datetime
-import platform
-import signal
-import sys
+It imports nothing of the harness: results arrive as plain data through ``pytest_aliveness_case_result``
+and the run's identity through ``pytest_aliveness_run_finished`` (fixtures/hookspecs.py); the harness
+has already removed the run's containers and asked each IUT its version by then.
+"""
+from __future__ import annotations
 
 import pytest
 
 from conformance.requirements import catalogue
-from fixtures import engine
-from fixtures.plugin import STATE, RunState, case_results, selects_conformance
-from reports.model import CaseResult, Evidence, IutInfo, Outcome, RunReport, Verdict
+from reports.model import CaseResult, Evidence, Outcome, RunReport, Verdict
 from reports.render import write_reports
 
-SUITE_VERSION = "0.1.0"
-REPORTS = pytest.StashKey[list]()
-STARTED = pytest.StashKey[str]()
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _terminate(signum, frame) -> None:
-    # A SIGTERM'd run must still tear down: treat it as Ctrl-C, which pytest unwinds cleanly.
-    raise KeyboardInterrupt(f"signal {signum}")
+SUITE_VERSION = "0.2.0"
+RESULTS = pytest.StashKey[list]()
+LINES = pytest.StashKey[list]()
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    config.stash[REPORTS] = []
-    config.stash[STARTED] = _now()
-    config.stash[COLLECTOR] = _Collector()
-    config.pluginmanager.register(config.stash[COLLECTOR], "aliveness-collector")
-    if not hasattr(config, "workerinput"):
-        signal.signal(signal.SIGTERM, _terminate)
+    config.stash[RESULTS] = []
+    config.stash[LINES] = []
 
 
-class _Collector:
-    """Keeps the teardown reports that carry case results (the controller sees every worker's)."""
-
-    def __init__(self) -> None:
-        self.reports: list[pytest.TestReport] = []
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        if report.when == "teardown" and report.user_properties:
-            self.reports.append(report)
-
-
-COLLECTOR = pytest.StashKey[_Collector]()
+def pytest_aliveness_case_result(config: pytest.Config, result: dict) -> None:
+    config.stash[RESULTS].append(result)
 
 
 def _verdict(data: dict) -> Verdict:
@@ -56,83 +31,50 @@ def _verdict(data: dict) -> Verdict:
     return Verdict(outcome=Outcome(data.pop("outcome")), evidence=evidence, **data)
 
 
-def _shown_path(path) -> str:
-    return str(path.relative_to(engine.ROOT) if path.is_relative_to(engine.ROOT) else path)
-
-
-def build_report(state: RunState, results: list[dict], started: str) -> RunReport:
-    cases = []
-    used: dict[str, dict] = {}
-    for result in results:
-        used.setdefault(result["iut"], result["expected"])
-        cases.append(
-            CaseResult(
-                nodeid=result["nodeid"],
-                title=result["title"],
-                iut=result["iut"],
-                role=result["role"],
-                requirements=result["requirements"],
-                duration=result["duration"],
-                verdicts=[_verdict(dict(v)) for v in result["verdicts"]],
-                error=result["error"],
-            )
+def build_report(run: dict, results: list[dict]) -> RunReport:
+    cases = [
+        CaseResult(
+            nodeid=result["nodeid"],
+            title=result["title"],
+            iut=result["iut"],
+            role=result["role"],
+            requirements=result["requirements"],
+            duration=result["duration"],
+            verdicts=[_verdict(dict(v)) for v in result["verdicts"]],
+            error=result["error"],
+            deadline=result.get("deadline"),
+            protocol=result.get("protocol", ""),
         )
-    iuts = []
-    for manifest in state.manifests:
-        if manifest.name not in used:
-            continue
-        iuts.append(
-            IutInfo(
-                name=manifest.name,
-                manifest=_shown_path(manifest.path),
-                description=manifest.description,
-                image=manifest.image(),
-                version=manifest.version(),
-                faulty=manifest.faulty,
-                expected_failures=sorted(manifest.expect),
-                expected_reasons=dict(sorted(manifest.expect.items())),
-            )
-        )
+        for result in results
+    ]
     return RunReport(
-        run_id=state.run_id,
+        run_id=run["run_id"],
         suite_version=SUITE_VERSION,
-        started=started,
-        finished=_now(),
-        host={
-            "platform": platform.platform(),
-            "python": sys.version.split()[0],
-            "engine": engine.engine_address(),
-            "engine_version": engine.client().version().get("Version", "?"),
-        },
-        iuts=iuts,
+        started=run["started"],
+        finished=run["finished"],
+        host=run["host"],
+        iuts=run["iuts"],
         cases=cases,
         catalogue=list(catalogue().values()),
-        options={"iut_address": state.iut_address},
+        options=run["options"],
     )
 
 
-@pytest.hookimpl(trylast=True)
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+def pytest_aliveness_run_finished(session: pytest.Session, run: dict) -> None:
     config = session.config
-    if hasattr(config, "workerinput"):
-        return
-    state: RunState = config.stash[STATE]
-    if selects_conformance(config):
-        # Whatever the run left, an interrupted one included (its cases may never have reported).
-        engine.remove_all_labelled(f"{engine.LABEL_RUN}={state.run_id}")
-    results = case_results(config.stash[COLLECTOR].reports)
+    results = config.stash[RESULTS]
     if not results:
         return
     try:
-        state.run_dir.mkdir(parents=True, exist_ok=True)
-        paths = write_reports(build_report(state, results, config.stash[STARTED]), state.run_dir)
+        run["run_dir"].mkdir(parents=True, exist_ok=True)
+        paths = write_reports(build_report(run, results), run["run_dir"])
     except Exception as err:  # the report must never hide the run's own outcome behind a traceback
-        config.stash[REPORTS].append(f"aliveness: could not write the report: {type(err).__name__}: {err}")
+        config.stash[LINES].append(f"aliveness: could not write the report: {type(err).__name__}: {err}")
         return
-    config.stash[REPORTS].append(f"aliveness report: {paths['html']}")
+    config.stash[LINES].append(f"aliveness report: {paths['html']}")
     surprises = unexpected_passes(results)
     for line in surprises:
-        config.stash[REPORTS].append(f"aliveness: unexpected pass: {line}")
+        config.stash[LINES].append(f"aliveness: unexpected pass: {line}")
     if surprises and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
@@ -157,5 +99,5 @@ def unexpected_passes(results: list[dict]) -> list[str]:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
-    for line in config.stash.get(REPORTS, []):
+    for line in config.stash.get(LINES, []):
         terminalreporter.write_line(line)
