@@ -444,49 +444,34 @@ def _coverage(report: RunReport, by_requirement: dict[str, list[Verdict]]) -> di
     return {"rows": rows, "observable": len(observable), "covered": len(covered), "percent": percent}
 
 
-# Verdicts that carry how a connection ended, and the column each goes under in the endings table.
-_ENDING_COLUMNS = {
-    "WS-KEEPALIVE-close-code": lambda m: f"dead peer: {m.get('dead_peer')}",
-    "RFC6455-7.1.7-fail-connection": lambda m: "bad control frame",
-    "WS-KEEPALIVE-defaults": lambda m: "idle, no keepalive",
-}
+def endings_table(
+    verdicts: list[Verdict], catalogue: list[Requirement]
+) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Columns and rows (IUT, cells) of the observed connection endings, per role.
 
-
-def _ending_text(measured: dict[str, Any]) -> str | None:
-    """A short label for how a connection ended: a Close code, or the TCP end seen without one."""
-    code = measured.get("close_code")
-    ending = measured.get("ending")
-    if code is not None:
-        return str(code)
-    if not ending:
-        return None
-    for word, label in (("socket", "socket closed"), ("FIN", "FIN (1006)"), ("RST", "RST (1006)"),
-                        ("fin", "FIN (1006)"), ("rst", "RST (1006)"), ("lose", "Close, no code")):
-        if word in str(ending):
-            return label
-    return str(ending)
-
-
-def endings_table(verdicts: list[Verdict]) -> tuple[list[str], list[tuple[str, list[str]]]]:
-    """Columns and rows (IUT, cells) of the observed connection endings: Close codes or bare TCP ends, per role."""
+    A verdict goes in the table when its requirement names an endings column (``ending``, a template
+    over the measured values) and it measured an ``ending_label`` (a Close code, a bare TCP end, ...).
+    Columns follow the catalogue, each requirement's ``ending_order``, then first appearance.
+    """
+    templates = {requirement.id: (index, requirement) for index, requirement in enumerate(catalogue) if requirement.ending}
     cells: dict[tuple[str, str], set[str]] = defaultdict(set)
-    columns: list[str] = []
+    columns: dict[str, tuple[int, int, int]] = {}
     iuts: list[str] = []
     for v in verdicts:
-        column = _ENDING_COLUMNS.get(v.requirement)
-        text = _ending_text(v.measured) if column else None
-        if not text:
+        found = templates.get(v.requirement)
+        label = v.measured.get("ending_label")
+        if found is None or not label:
             continue
-        name = column(v.measured)
-        if name not in columns:
-            columns.append(name)
+        index, requirement = found
+        name = requirement.ending.format_map(defaultdict(str, {k: _format_value(x) for k, x in v.measured.items()}))
+        order = requirement.ending_order.index(name) if name in requirement.ending_order else len(requirement.ending_order)
+        columns.setdefault(name, (index, order, len(columns)))
         if v.iut not in iuts:
             iuts.append(v.iut)
-        cells[(v.iut, name)].add(f"{v.role[:1]}: {text}" if v.role else text)
-    order = ["silent", "frozen", "blackholed", "crashed", "bad control", "idle"]
-    columns.sort(key=lambda c: next((i for i, word in enumerate(order) if word in c), len(order)))
-    rows = [(iut, [", ".join(sorted(cells[(iut, c)])) or "\u2013" for c in columns]) for iut in iuts]
-    return columns, rows
+        cells[(v.iut, name)].add(f"{v.role[:1]}: {label}" if v.role else str(label))
+    ordered = sorted(columns, key=columns.__getitem__)
+    rows = [(iut, [", ".join(sorted(cells[(iut, c)])) or "\u2013" for c in ordered]) for iut in iuts]
+    return ordered, rows
 
 
 def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
@@ -499,20 +484,26 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
     for verdict in sorted(verdicts, key=lambda v: order[v.iut]):
         by_requirement[verdict.requirement].append(verdict)
     columns = _columns(report, list(by_requirement))
-    matrix = [
-        (
-            info,
-            [
-                _cell(
-                    requirement.id,
-                    [v for v in by_requirement[requirement.id] if v.iut == info.name],
-                    requirement.id in expected[info.name],
-                )
-                for requirement, _ in columns
-            ],
-        )
-        for info in infos
-    ]
+    # One matrix per protocol: its requirements, and only the IUTs judged on at least one of them.
+    matrices = []
+    for protocol in dict.fromkeys(requirement.protocol for requirement, _ in columns):
+        own = [(requirement, flag) for requirement, flag in columns if requirement.protocol == protocol]
+        ids = {requirement.id for requirement, _ in own}
+        rows = [
+            (info, [_cell(requirement.id, [v for v in by_requirement[requirement.id] if v.iut == info.name],
+                          requirement.id in expected[info.name]) for requirement, _ in own])
+            for info in infos
+            if any(v.iut == info.name for rid in ids for v in by_requirement[rid])
+        ]
+        specs = sorted({requirement.spec for requirement, _ in own if requirement.spec})
+        matrices.append({
+            "protocol": protocol or "other",
+            "anchor": f"matrix-{protocol or 'other'}",
+            "specs": ", ".join(specs),
+            "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in own],
+            "rows": rows,
+            "not_applicable": sum(v.outcome is Outcome.NOT_APPLICABLE for rid in ids for v in by_requirement[rid]),
+        })
     sections = [
         Section(
             requirement=requirement,
@@ -531,8 +522,8 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
         "total_verdicts": len(verdicts),
         "iuts": infos,
         "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in columns],
-        "matrix": matrix,
-        "endings": endings_table(verdicts),
+        "matrices": matrices,
+        "endings": endings_table(verdicts, report.catalogue),
         "deviations": _known_deviations(infos, {section.anchor for section in sections}),
         "sections": sections,
         "cases": [CaseRow(case, _outcome_value([v.outcome for v in case_verdicts(case)])) for case in report.cases],

@@ -1,7 +1,8 @@
 """The requirement catalogue: every rule of the covered sections, with a stable ID.
 
 Each ``*.toml`` file here holds ``[[requirement]]`` tables (id, spec, section, level, summary,
-observable, and optional also/note). IDs never change meaning once published.
+observable, and optional also/note, and ending/ending-order where a verdict tells how a connection ended:
+the column of the report's endings table, a template over the verdict's measured values). IDs never change meaning once published.
 """
 from __future__ import annotations
 
@@ -40,6 +41,8 @@ def catalogue() -> dict[str, Requirement]:
                 protocol=protocol,
                 observable=bool(raw.get("observable", True)),
                 note=note,
+                ending=raw.get("ending", ""),
+                ending_order=list(raw.get("ending-order", [])),
             )
     return found
 

@@ -146,7 +146,8 @@ def test_idle_connection_without_keepalive(ws, verdict):
         "WS-KEEPALIVE-defaults",
         text,
         measured={"pings": len(pings), "ping_gaps_s": gaps, "ending": ending.describe() if ending else None,
-                  "close_code": ending.code if ending else None, "peer_gone": peer.ended() is not None},
+                  "close_code": ending.code if ending else None, "ending_label": ending.label if ending else None,
+                  "peer_gone": peer.ended() is not None},
     )
 
 
@@ -219,6 +220,7 @@ def test_dead_peer_is_given_up(ws, verdict, how):
         f"{how} peer: {ending.describe()}" + (f", then TCP {tcp_end.kind.upper()} {round(tcp_end.t - ending.t, 2)} s later"
                                               if tcp_end and ending.how == "close" else ""),
         measured={"dead_peer": how, "ending": ending.how, "close_code": ending.code, "close_reason": ending.reason,
+                  "ending_label": ending.label,
                   "tcp_end": tcp_end.kind if tcp_end else None},
     )
 

@@ -47,7 +47,7 @@ def judge_failure(ws, verdict, rule: str, what: str, payload: bytes, sent_wall: 
         f"the IUT failed the connection {delay} s after {what}: {ending.describe()}" if ending
         else f"the connection was still open {FAIL_BOUND:g} s after {what}",
         measured={"fail_s": delay, "ending": ending.describe() if ending else None,
-                  "close_code": ending.code if ending else None},
+                  "close_code": ending.code if ending else None, "ending_label": ending.label if ending else None},
         tolerance=f"Close or TCP close within {FAIL_BOUND:g} s",
     )
     if ending is None:

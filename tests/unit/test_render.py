@@ -273,17 +273,25 @@ def test_svg_evidence_that_is_not_svg_or_escapes_the_run_dir_is_not_inlined(run_
 
 
 def test_endings_table_shows_close_codes_and_bare_tcp_ends_per_role():
+    from conformance.requirements import catalogue
     from reports.render import endings_table
 
     verdicts = [
         Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="server",
-                measured={"dead_peer": "silent", "ending": "close", "close_code": 1011}),
+                measured={"dead_peer": "silent", "ending": "close", "close_code": 1011, "ending_label": "1011"}),
         Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="client",
-                measured={"dead_peer": "silent", "ending": "fin", "close_code": None}),
+                measured={"dead_peer": "silent", "ending": "fin", "close_code": None, "ending_label": "FIN (1006)"}),
+        Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="client",
+                measured={"dead_peer": "crashed", "ending": "fin", "ending_label": "FIN (1006)"}),
+        Verdict("WS-KEEPALIVE-close-code", Outcome.INFO, "m", iut="a", role="client",
+                measured={"dead_peer": "frozen", "ending": "fin", "ending_label": "FIN (1006)"}),
         Verdict("RFC6455-7.1.7-fail-connection", Outcome.PASS, "m", iut="b", role="server",
-                measured={"ending": "TCP RST without a Close frame (the peer sees 1006)", "close_code": None}),
+                measured={"ending": "TCP RST without a Close frame (the peer sees 1006)", "close_code": None,
+                          "ending_label": "RST (1006)"}),
         Verdict("RFC6455-5.5.2-pong-reply", Outcome.PASS, "m", iut="b", role="server", measured={"close_code": 1}),
     ]
-    columns, rows = endings_table(verdicts)
-    assert columns == ["dead peer: silent", "bad control frame"]
-    assert rows == [("a", ["c: FIN (1006), s: 1011", "\u2013"]), ("b", ["\u2013", "s: RST (1006)"])]
+    columns, rows = endings_table(verdicts, list(catalogue().values()))
+    # Catalogue order between requirements (fail-connection comes first), the catalogue's order inside one.
+    assert columns == ["bad control frame", "dead peer: silent", "dead peer: frozen", "dead peer: crashed"]
+    assert rows == [("a", ["\u2013", "c: FIN (1006), s: 1011", "c: FIN (1006)", "c: FIN (1006)"]),
+                    ("b", ["s: RST (1006)", "\u2013", "\u2013", "\u2013"])]
