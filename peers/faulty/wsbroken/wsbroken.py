@@ -19,7 +19,7 @@ Planted defects (each off by default):
   --never-close                      a keepalive Ping left unanswered never ends the connection
   --fixed-interval SECONDS           keepalive Pings every SECONDS whatever --ping-interval says
   --ignore-pongs                     keepalive counts every Pong as missing (closes a healthy peer)
-  --hostile garbage|huge-frame|endless-fragments|no-handshake   (server) misbehave on the wire
+  --hostile garbage|huge-frame|endless-fragments|no-handshake|flood   (server) misbehave on the wire
 """
 from __future__ import annotations
 
@@ -556,10 +556,19 @@ async def hostile(reader, writer, mode: str, tag: str) -> None:
             while True:
                 await asyncio.sleep(0.05)
                 await put(encode(CONT, b"a" * 1024, fin=False))
+        elif mode == "flood":
+            # Valid frames, as fast as TCP takes them, while nothing the peer sends is ever read.
+            # About 3 MB/s: a flood for the tester's reader, bounded so a test of it cannot fill a disk.
+            say("DEFECT hostile flood: a Ping and a 16 KiB text message every 5 ms; never reads")
+            ping, text = encode(PING, b"f" * 125), encode(TEXT, b"flood " * 2730)
+            while True:
+                await put(ping + text)
+                await asyncio.sleep(0.005)
         else:
             await asyncio.Event().wait()
 
-    tasks = [asyncio.ensure_future(sink()), asyncio.ensure_future(pump())]
+    # A flooding peer stops reading too: nothing drains what the tester writes.
+    tasks = [asyncio.ensure_future(pump())] + ([] if mode == "flood" else [asyncio.ensure_future(sink())])
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
@@ -711,7 +720,7 @@ def main() -> int:
                          help="on a protocol error close TCP with no Close frame first")
     defects.add_argument("--fixed-interval", type=positive, metavar="S")
     defects.add_argument("--ignore-pongs", action="store_true")
-    defects.add_argument("--hostile", choices=["garbage", "huge-frame", "endless-fragments", "no-handshake"])
+    defects.add_argument("--hostile", choices=["garbage", "huge-frame", "endless-fragments", "no-handshake", "flood"])
     args = parser.parse_args()
     if (args.port is None) == (args.connect is None):
         parser.error("give a PORT to listen on or --connect HOST:PORT, not both")
