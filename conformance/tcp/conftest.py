@@ -36,7 +36,7 @@ class TcpCase:
         if world.external:
             self.conn = self.tester.connect(world.iut_address, world.iut_port)
         elif world.role == "client":
-            self.tester.listen(TESTER_PORT)
+            self.tester.listen(TESTER_PORT, host=world.net.any_address)
         if not world.external:
             world.iut.start()
             world.iut.wait_ready(probe=lambda: self.tester.find(lambda e: e.ev == "accepted"))

@@ -79,7 +79,7 @@ class WsCase:
             conn = self.tcp.connect(world.iut_address, world.iut_port)
             self.peer = WsPeer(self.tcp, conn, "client")
         elif world.role == "client":
-            self.tcp.listen(TESTER_PORT)
+            self.tcp.listen(TESTER_PORT, host=world.net.any_address)
             world.iut.start()
             world.iut.wait_ready(probe=lambda: self.tcp.find(lambda e: e.ev == "accepted"))
             conn = self.tcp.wait(lambda e: e.ev == "accepted", 5, "the client IUT to connect").conn

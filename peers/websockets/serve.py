@@ -49,7 +49,8 @@ async def main():
     port = int(sys.argv[1])
     interval = float(sys.argv[2]) if len(sys.argv) > 2 else None
     timeout = float(sys.argv[3]) if len(sys.argv) > 3 else None
-    async with websockets.serve(echo, "0.0.0.0", port, ping_interval=interval, ping_timeout=timeout):
+    # host None: every address of every family the container has (IPv4, and IPv6 on a dual-stack network).
+    async with websockets.serve(echo, None, port, ping_interval=interval, ping_timeout=timeout):
         log(f"websockets {websockets.__version__} listening on {port}, ping_interval={interval} ping_timeout={timeout}")
         await asyncio.Future()
 
