@@ -89,6 +89,9 @@ class WsCase:
             world.iut.wait_ready()
             self.peer = WsPeer(self.tcp, self.tcp.connect(world.iut_address, world.iut.port), "client")
         world.logs["frames.log"] = self.peer.log
+        self.peer.on_problem = world.verdicts.stream_stopped
+        if self.peer.problem:  # the handshake's own bytes may already have been read
+            world.verdicts.stream_stopped(self.peer.problem)
         try:
             if self.peer.role == "client":
                 path = (world.iut.spec if world.iut else world.manifest.role("websocket", "server")).option("path")

@@ -19,6 +19,11 @@ Planted defects (each off by default):
   --never-close                      a keepalive Ping left unanswered never ends the connection
   --fixed-interval SECONDS           keepalive Pings every SECONDS whatever --ping-interval says
   --ignore-pongs                     keepalive counts every Pong as missing (closes a healthy peer)
+  --mask-wrong                       a server masks the frames it sends, a client leaves them unmasked
+  --ping-rsv                         its own keepalive Pings have RSV1 set (a defect only in unprompted frames)
+  --reserved-opcode                  after each echoed message, a frame with the reserved opcode 0x3
+  --long-length                      every frame length in the 64-bit form, however short
+  --close-code CODE                  every Close it sends carries CODE (e.g. 1005, which no Close may carry)
   --hostile garbage|huge-frame|endless-fragments|no-handshake|flood   (server) misbehave on the wire
 """
 from __future__ import annotations
@@ -63,11 +68,14 @@ def xor_mask(data: bytes, key: bytes) -> bytes:
     return (int.from_bytes(data, "big") ^ int.from_bytes(stream, "big")).to_bytes(n, "big")
 
 
-def encode(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False) -> bytes:
+def encode(opcode: int, payload: bytes, *, fin: bool = True, mask: bool = False, rsv: int = 0,
+           long_length: bool = False) -> bytes:
     n = len(payload)
-    first = (0x80 if fin else 0) | opcode
+    first = (0x80 if fin else 0) | rsv << 4 | opcode
     mbit = 0x80 if mask else 0
-    if n < 126:
+    if long_length:  # the 64-bit form whatever the length (a defect: §5.2 wants the shortest)
+        head = bytes([first, mbit | 127]) + struct.pack("!Q", n)
+    elif n < 126:
         head = bytes([first, mbit | n])
     elif n < 65536:
         head = bytes([first, mbit | 126]) + struct.pack("!H", n)
@@ -117,6 +125,11 @@ class Options:
         self.fail_without_close = args.fail_without_close
         self.ignore_pongs = args.ignore_pongs
         self.max_size = args.max_size
+        self.mask_wrong = args.mask_wrong
+        self.ping_rsv = args.ping_rsv
+        self.reserved_opcode = args.reserved_opcode
+        self.long_length = args.long_length
+        self.close_code = args.close_code
         self.ping_timeout = args.ping_timeout if args.ping_timeout is not None else 20.0
         self.ping_interval = None
         if args.ping_interval is not None:
@@ -127,11 +140,13 @@ class Options:
         if self.pong_mode != "normal":
             defects.append(f"pong {self.pong_mode}" + (f":{self.pong_delay:g}" if self.pong_mode == "late" else ""))
         for flag in ("accept_long_control", "accept_fragmented_control", "fail_on_interleaved", "never_close",
-                     "ignore_pongs", "fail_without_close"):
+                     "ignore_pongs", "fail_without_close", "mask_wrong", "ping_rsv", "reserved_opcode", "long_length"):
             if getattr(self, flag):
                 defects.append(flag.replace("_", "-"))
         if args.fixed_interval is not None:
             defects.append(f"fixed-interval {args.fixed_interval:g}")
+        if args.close_code is not None:
+            defects.append(f"close-code {args.close_code}")
         if args.hostile:
             defects.append(f"hostile {args.hostile}")
         keepalive = (
@@ -178,15 +193,18 @@ class Connection:
 
     # ---- output
 
-    def send(self, opcode: int, payload: bytes) -> bool:
+    def send(self, opcode: int, payload: bytes, rsv: int = 0) -> bool:
         if self.close_sent or self.writer.is_closing():
             return False
-        self.writer.write(encode(opcode, payload, mask=self.role == "client"))
+        masked = (self.role == "client") != self.opts.mask_wrong
+        self.writer.write(encode(opcode, payload, mask=masked, rsv=rsv, long_length=self.opts.long_length))
         if opcode == CLOSE:
             self.close_sent = True
         return True
 
     def send_close(self, code: int | None, reason: str = "") -> None:
+        if code is not None and self.opts.close_code is not None:
+            code = self.opts.close_code
         payload = b"" if code is None else struct.pack("!H", code) + reason.encode()
         if self.send(CLOSE, payload):
             self.log(f"close sent ({code if code is not None else 'no status code'}{' ' + reason if reason else ''})")
@@ -371,6 +389,8 @@ class Connection:
         self.msg_op, self.msg_parts, self.msg_size, self.msg_utf8 = None, [], 0, None
         self.log(f"{OPNAMES[op]} message of {len(data)} octets in {parts} frame(s) {show(data)}: echoed")
         self.send(op, data)
+        if self.opts.reserved_opcode:
+            self.send(0x3, b"reserved")  # a data opcode no extension defines
 
     async def on_control(self, opcode: int, payload: bytes) -> None:
         if opcode == PING:
@@ -446,7 +466,7 @@ class Connection:
             payload = f"keepalive {count}".encode()
             event = asyncio.Event()
             self.outstanding[payload] = (loop.time(), event)
-            if not self.send(PING, payload):
+            if not self.send(PING, payload, rsv=0b100 if self.opts.ping_rsv else 0):
                 return
             self.log(f"ping sent {payload.decode()!r}")
             self.spawn(self.await_pong(payload, event))
@@ -538,9 +558,10 @@ async def hostile(reader, writer, mode: str, tag: str) -> None:
             await writer.drain()
 
         if mode == "garbage":
-            # 0x7F: FIN=0, RSV1-3 set, opcode 0xF (reserved): not a frame any endpoint may accept.
+            # 0x7F 0x05: FIN=0, RSV1-3 set, opcode 0xF (reserved), unmasked, 5 octets: not a frame any endpoint
+            # may accept; what follows is random.
             say("DEFECT hostile garbage: 4 KiB of random octets, then 1 KiB every 0.2 s")
-            await put(b"\x7f" + os.urandom(4095))
+            await put(b"\x7f\x05" + os.urandom(4094))
             while True:
                 await asyncio.sleep(0.2)
                 await put(os.urandom(1024))
@@ -720,6 +741,11 @@ def main() -> int:
                          help="on a protocol error close TCP with no Close frame first")
     defects.add_argument("--fixed-interval", type=positive, metavar="S")
     defects.add_argument("--ignore-pongs", action="store_true")
+    defects.add_argument("--mask-wrong", action="store_true", help="server masks its frames, client does not")
+    defects.add_argument("--ping-rsv", action="store_true", help="keepalive Pings with RSV1 set")
+    defects.add_argument("--reserved-opcode", action="store_true", help="after each echo, a frame with opcode 0x3")
+    defects.add_argument("--long-length", action="store_true", help="every length in the 64-bit form")
+    defects.add_argument("--close-code", type=int, metavar="CODE", help="put CODE in every Close it sends")
     defects.add_argument("--hostile", choices=["garbage", "huge-frame", "endless-fragments", "no-handshake", "flood"])
     args = parser.parse_args()
     if (args.port is None) == (args.connect is None):
