@@ -83,3 +83,17 @@ def test_a_protocols_match_and_a_count_make_one_rule_per_direction(address, shap
 def test_a_direction_that_does_not_exist_is_refused():
     with pytest.raises(ValueError, match="direction"):
         Faults(pod()[0], "10.213.0.2").drop("sideways")
+
+
+def test_the_tcp_validator_judges_probes_against_the_cases_knobs():
+    from fixtures.protocols.tcp import IDLE_FIRST, NO_GARBAGE, OFF_BY_DEFAULT, validate
+    from fixtures.timeline import read_pcap
+    from tests.unit.test_timeline import IUT, TESTER, keepalive_flow
+
+    segments = read_pcap(keepalive_flow().pcap())  # probes 1 s after the peer's last segment (its ACK), each answered
+    assert {v.requirement for v in validate(segments, IUT, TESTER, "server", {"knobs": None}).violations} == {OFF_BY_DEFAULT}
+    found = validate(segments, IUT, TESTER, "server", {"knobs": {"idle-time": 1}, "features": set()})
+    assert not found.violations and found.checked[IDLE_FIRST] and found.checked[NO_GARBAGE]
+    # With 2 s of idle time, a probe 1 s after the ACK of the previous one comes too soon (an ACK received counts).
+    early = validate(segments, IUT, TESTER, "server", {"knobs": {"idle-time": 2}, "features": set()})
+    assert {v.requirement for v in early.violations} == {IDLE_FIRST}
