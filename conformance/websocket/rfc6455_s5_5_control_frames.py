@@ -6,7 +6,8 @@ conformant IUT fails the connection and does not answer the bad Ping with a Pong
 closing TCP; since the connection was open, the IUT SHOULD first send a Close whose code says what went
 wrong (§7.1.7). 1002 (protocol error) says it exactly; 1009 (too big) fits the over-long frame and 1008
 (policy) is the generic fallback of §7.4.1, so those pass too. A bare TCP close, a Close without a code,
-or a code that blames something else is a warning.
+or a code that blames something else is a warning. Every verdict here is taken from the capture alone, so
+it stands even where the IUT's answer made the tester stop reading its stream.
 """
 from __future__ import annotations
 
@@ -39,6 +40,7 @@ def judge_failure(ws, verdict, rule: str, what: str, payload: bytes, sent_wall: 
         else f"the IUT answered {what} with a Pong of {pong.declared} octets" if pong
         else f"the IUT itself sent a control frame of {oversized[0].declared} octets",
         measured={"pong_octets": pong.declared if pong else None},
+        wire_only=True,
     )
     delay = round(ending.t - sent_wall, 3) if ending else None
     verdict.check(
@@ -49,6 +51,7 @@ def judge_failure(ws, verdict, rule: str, what: str, payload: bytes, sent_wall: 
         measured={"fail_s": delay, "ending": ending.describe() if ending else None,
                   "close_code": ending.code if ending else None, "ending_label": ending.label if ending else None},
         tolerance=f"Close or TCP close within {FAIL_BOUND:g} s",
+        wire_only=True,
     )
     if ending is None:
         verdict.not_applicable_for("RFC6455-7.1.7-fail-close-frame", "the IUT did not fail the connection")
@@ -64,6 +67,7 @@ def judge_failure(ws, verdict, rule: str, what: str, payload: bytes, sent_wall: 
              f"(fitting: {', '.join(map(str, FITTING_CODES))})",
         measured={"ending": ending.how, "close_code": ending.code},
         tolerance=f"Close with one of {sorted(FITTING_CODES)} before the TCP close",
+        wire_only=True,
     )
 
 
