@@ -1,0 +1,1 @@
+"""UDP echo conformance: RFC 862, the UDP based echo service."""
