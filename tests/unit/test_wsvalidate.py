@@ -114,3 +114,10 @@ def test_the_framing_case_declares_every_rule_the_validator_judges():
 
     declared = case_requirements()["rfc6455_s5_1_framing.py::test_every_frame_the_iut_sends_is_well_formed"]
     assert declared == set(RULES)
+
+
+def test_a_case_that_stopped_on_an_error_keeps_its_open_rules_for_the_error():
+    v = recorder(RSV_ZERO)
+    v.judge_wire(Validation(rules=RULES, checked={RSV_ZERO: 4}), completed=False)
+    assert v.items == []
+    assert [i.outcome for i in v.finish("harness error: the IUT was not ready")] == [Outcome.ERROR]

@@ -100,3 +100,14 @@ def test_a_hostile_length_and_a_truncated_capture_are_problems_not_crashes():
     assert not log.frames
     assert len(log.problems) == 2
     assert any("declares" in p for p in log.problems) and any("truncated" in p for p in log.problems)
+
+
+def test_past_a_frame_no_endpoint_may_accept_the_direction_is_read_no_further():
+    c = Conn()
+    c.handshake()
+    noise = b"\x7f\x05" + bytes(5) + wsframes.encode(wsframes.CLOSE, wsframes.close_payload(1000))
+    c.seg(1.0, IUT, payload=noise)
+    c.seg(1.1, TESTER, payload=wsframes.encode(wsframes.PING, b"still read", mask=b"abcd"))
+    log = ws_frames(c.segments)
+    assert [(f.src, f.opcode) for f in log.frames] == [(IUT, 0xF), (TESTER, wsframes.PING)]  # no "Close" from the noise
+    assert log.problems and "no endpoint may accept" in log.problems[0]
