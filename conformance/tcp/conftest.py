@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -12,6 +13,8 @@ from fixtures.testers.tcp import TcpTester
 from fixtures.timeline import Event, Timeline
 
 TESTER_PORT = 9000
+# No segment for this long, and nothing unacknowledged: the connection is idle and the keep-alive clock runs.
+SETTLE_QUIET = 0.5
 
 
 class TcpCase:
@@ -48,7 +51,16 @@ class TcpCase:
         spec = world.iut.spec if world.iut else world.manifest.role("tcp", "server")
         self.tester.send(self.conn, spec.option("greeting").encode())
         self.established = self.world.capture.wait_for(lambda tl: tl.first("data", src=world.tester_address), 5)
+        # Cases cut the path or drop pure ACKs next, so the idle clock must start on a quiet connection:
+        # whatever the greeting provoked (sshd answers with its KEXINIT) sent and acknowledged both ways.
+        # Data left in flight would be retransmitted instead of probed, and the case would time the RTO.
+        self.world.capture.wait_for(self._settled, 5)
         return self
+
+    def _settled(self, timeline: Timeline) -> bool:
+        if not timeline.events or time.time() - timeline.events[-1].t < SETTLE_QUIET:
+            return False
+        return timeline.all_acknowledged(self.iut, self.peer) and timeline.all_acknowledged(self.peer, self.iut)
 
     def chatter(self) -> None:
         """Send the manifest's harmless traffic (it must not upset the IUT's application)."""

@@ -348,3 +348,19 @@ def test_svg_compresses_long_idle_gaps_and_stays_readable():
 def test_svg_of_an_empty_timeline():
     root = ET.fromstring(timeline_svg(build_timeline([]), "nothing", IUT, TESTER, marks=[(5.0, "start")]))
     assert "no events between these hosts" in [t.text for t in root.iter(f"{SVG_NS}text")]
+
+
+def test_data_in_flight_is_told_from_an_idle_connection():
+    """The TCP cases start their idle clock only once nothing is unacknowledged (sshd's KEXINIT, say)."""
+    flow = Flow(isn=(2**32 - 3, 50000)).handshake(100.0)  # the IUT's sequence numbers wrap mid-flow
+    flow.send(100.01, IUT, PSH | ACK, b"hello").send(100.0102, TESTER, ACK)
+    flow.send(100.02, TESTER, PSH | ACK, b"greeting")
+    in_flight = build_timeline(read_pcap(flow.pcap()))
+    assert in_flight.all_acknowledged(IUT, TESTER)
+    assert not in_flight.all_acknowledged(TESTER, IUT)
+    flow.send(100.03, IUT, PSH | ACK, b"a reply the greeting provoked")
+    answered = build_timeline(read_pcap(flow.pcap()))
+    assert answered.all_acknowledged(TESTER, IUT)
+    assert not answered.all_acknowledged(IUT, TESTER)
+    flow.send(100.05, TESTER, ACK)
+    assert build_timeline(read_pcap(flow.pcap())).all_acknowledged(IUT, TESTER)
