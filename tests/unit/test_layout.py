@@ -50,7 +50,7 @@ def _declared(*files: str) -> set[str]:
 
 # Import names of the distributions that provide them, where they differ.
 DISTRIBUTION = {"docker": "docker", "jinja2": "jinja2", "markupsafe": "markupsafe", "xdist": "pytest_xdist",
-                "_pytest": "pytest", "pluggy": "pytest"}
+                "_pytest": "pytest", "pluggy": "pytest", "tlslite": "tlslite_ng"}
 
 
 def _third_party(paths: list[Path]) -> set[str]:
