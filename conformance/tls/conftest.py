@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -27,6 +29,8 @@ from fixtures.tlswire import tls_records
 # milliseconds; the bound only has to tell "answered" from "never" on a loaded machine.
 ANSWER_BOUND = 2.0
 HANDSHAKE_TIMEOUT = 10.0
+TESTER_PORT = 9443
+RECONNECT_WAIT = 5.0  # seconds a client IUT is given to dial the tester for a session
 VERSIONS = ("1.2", "1.3")
 
 
@@ -37,18 +41,34 @@ def payload(size: int, label: str) -> bytes:
 
 
 class Session:
-    """One TLS connection of the tester's: its agent connection, relay and tlslite-ng endpoint."""
+    """One TLS connection of the tester's: its agent connection, relay and tlslite-ng endpoint.
 
-    def __init__(self, case: TlsCase, version: str, mode: int | None) -> None:
+    A server IUT is dialled; a client IUT's connection (``conn``, accepted by the tester) is taken, and the
+    tester then plays the server, with the run's server certificate.
+    """
+
+    def __init__(self, case: TlsCase, version: str, mode: int | None, conn: str | None = None) -> None:
         self.case = case
         self.version = version
         self.mode = mode
-        self.conn = case.agent.connect(case.world.iut_address, case.port)
-        opened = case.agent.find(lambda e: e.conn == self.conn and e.ev == "connected")
-        self.local_port = int(opened.data["local"][1]) if opened else None
+        world = case.world
+        if conn is None:
+            self.conn = case.agent.connect(world.iut_address, case.port)
+            opened = case.agent.find(lambda e: e.conn == self.conn and e.ev == "connected")
+            self.local_port = int(opened.data["local"][1]) if opened else None
+            self.iut_port = case.port
+        else:
+            self.conn = conn
+            accepted = case.agent.find(lambda e: e.conn == conn and e.ev == "accepted")
+            self.local_port = TESTER_PORT
+            self.iut_port = int(accepted.data["peer"][1]) if accepted and "peer" in accepted.data else None
         self.relay = StreamRelay(case.agent, self.conn)
         self.tls = TlsTester(self.relay.socket, timeout=HANDSHAKE_TIMEOUT)
-        self.handshake = self.tls.handshake(version, mode)
+        server = None
+        if conn is not None:
+            creds = world.credentials
+            server = (creds.server_cert.decode(), creds.server_key.decode())
+        self.handshake = self.tls.handshake(version, mode, server=server)
         if self.handshake.ok:
             self.tls.start_reading()
 
@@ -73,6 +93,23 @@ class Session:
         self.tls.wait_for(lambda: self.tls.ended is not None, seconds, what="a quiet connection")
         return self.tls.received(after)
 
+    def wire(self):
+        """The records the capture shows from the IUT on this session's connection."""
+        world = self.case.world
+        key = conn_key((world.iut_address, self.iut_port), (world.tester_address, self.local_port))
+        return [w for w in tls_records(world.capture.segments()).records if w.src == world.iut_address and w.conn == key]
+
+    def clear_alert(self) -> str | None:
+        """The first alert the IUT sent in clear on this connection (during a TLS 1.2 handshake), by name.
+
+        What the capture shows, for when the tester could not read it: an alert followed at once by a reset can
+        be lost at the tester's socket.
+        """
+        for w in self.wire():
+            if w.content_type == tlsmod.ALERT and not w.encrypted and len(w.body) >= 2:
+                return tlsmod.alert_name(w.body[1])
+        return None
+
     def capture_times(self, records: list[Record]) -> list[float] | None:
         """The capture's time for each of ``records`` (received from the IUT), or None if they cannot be matched.
 
@@ -81,10 +118,7 @@ class Session:
         length by the same cipher overhead (and, below TLS 1.3, has the same content type).
         """
         received = self.tls.received()
-        wire = [w for w in tls_records(self.case.world.capture.segments()).records
-                if w.src == self.case.world.iut_address
-                and w.conn == conn_key((self.case.world.iut_address, self.case.port),
-                                       (self.case.world.tester_address, self.local_port))]
+        wire = self.wire()
         if not received or len(wire) < len(received):
             return None
         pairs = list(zip(wire[-len(received):], received, strict=True))
@@ -113,6 +147,55 @@ class Session:
             self.case.agent.close(self.conn)
 
 
+@dataclass
+class Finding:
+    version: str
+    outcome: str  # "pass" | "fail" | "inconclusive" | "not-applicable"
+    message: str
+    measured: dict = field(default_factory=dict)
+
+
+class PerVersion:
+    """One requirement judged once per TLS version in one case, recorded as a single verdict.
+
+    The verdict fails if any version failed, is inconclusive if any could not be judged (and none failed),
+    passes if at least one passed and the rest did not apply; its message gives each version's finding,
+    failures first, and its measured values are keyed by version.
+    """
+
+    def __init__(self, verdict, requirement: str) -> None:
+        self.verdict = verdict
+        self.requirement = requirement
+        self.findings: list[Finding] = []
+
+    def check(self, version: str, ok: bool, message: str, **measured) -> None:
+        self.findings.append(Finding(version, "pass" if ok else "fail", message, measured))
+
+    def inconclusive(self, version: str, message: str) -> None:
+        self.findings.append(Finding(version, "inconclusive", message))
+
+    def not_applicable(self, version: str, message: str) -> None:
+        self.findings.append(Finding(version, "not-applicable", message))
+
+    def judged(self, version: str) -> bool:
+        return any(f.version == version for f in self.findings)
+
+    def record(self, tolerance: str | None = None) -> None:
+        order = {"fail": 0, "inconclusive": 1, "pass": 2, "not-applicable": 3}
+        findings = sorted(self.findings, key=lambda f: (order[f.outcome], f.version))
+        text = "; ".join(f"TLS {f.version}: {f.message}" for f in findings) or "no TLS version was tried"
+        measured = {f"tls{f.version}": {"outcome": f.outcome, **f.measured} for f in self.findings}
+        outcomes = {f.outcome for f in self.findings}
+        if "fail" in outcomes:
+            self.verdict.check(self.requirement, False, text, measured=measured, tolerance=tolerance)
+        elif "inconclusive" in outcomes:
+            self.verdict.inconclusive(self.requirement, text, measured=measured)
+        elif "pass" in outcomes:
+            self.verdict.check(self.requirement, True, text, measured=measured, tolerance=tolerance)
+        else:
+            self.verdict.not_applicable_for(self.requirement, text)
+
+
 class TlsCase:
     def __init__(self, world: CaseWorld) -> None:
         self.world = world
@@ -120,17 +203,13 @@ class TlsCase:
         self.sessions: list[Session] = []  # open
         self.history: list[Session] = []  # every session of the case, for its tls.txt
 
-    def start(self, version: str | None = None, needs_heartbeat: bool = False) -> TlsCase:
-        """Start the IUT server; not applicable when it does not speak ``version`` or lacks heartbeat (if needed)."""
+    def start(self, needs_heartbeat: bool = False) -> TlsCase:
+        """Start the IUT (not applicable when it lacks heartbeat and the case needs it)."""
         world = self.world
         world.require(keepalive=False, needs_container=False)
-        spec = world.manifest.role("tls", "server") if world.manifest.protocols.get("tls") else None
-        if version is not None and spec is not None and version not in spec.option("versions"):
-            world.verdicts.not_applicable(f"{world.manifest.name} does not speak TLS {version} (its versions: "
-                                          f"{' '.join(spec.option('versions'))})")
         if needs_heartbeat and not self.claims("heartbeat"):
             world.verdicts.not_applicable(f"{world.manifest.name} does not claim the RFC 6520 heartbeat extension")
-        world.build(None)
+        world.build(None, tester_port=TESTER_PORT)
         self.agent = TcpTester(world.tester_pod)
         world.cleanups.append(self.close_all)
         world.cleanups.append(self.agent.stop)
@@ -139,11 +218,25 @@ class TlsCase:
         world.logs["records.txt"] = lambda: tls_records(world.capture.segments()).to_text()
         if world.external:
             self.port = world.iut_port
-        else:
-            world.iut.start()
-            world.iut.wait_ready()
-            self.port = world.iut.port
+            return self
+        if world.role == "client":
+            self.agent.listen(TESTER_PORT, host=world.net.any_address)
+        world.iut.start()
+        world.iut.wait_ready(probe=lambda: self.agent.find(lambda e: e.ev == "accepted"))
+        self.port = world.iut.port
         return self
+
+    @property
+    def client(self) -> bool:
+        """The IUT is the client: it dials the tester, which plays the server."""
+        return self.world.role == "client"
+
+    @property
+    def versions(self) -> list[str]:
+        """The TLS versions the manifest says the IUT speaks, of those the tester speaks (1.2, 1.3)."""
+        spec = self.world.manifest.role("tls", self.world.role) if "tls" in self.world.manifest.protocols else None
+        listed = spec.option("versions") if spec is not None else list(VERSIONS)
+        return [v for v in VERSIONS if v in listed]
 
     def claims(self, feature: str) -> bool:
         section = self.world.manifest.protocols.get("tls")
@@ -151,39 +244,64 @@ class TlsCase:
 
     @property
     def trigger(self) -> str:
-        spec = self.world.manifest.role("tls", "server")
+        spec = self.world.manifest.role("tls", self.world.role)
         return spec.option("request-trigger") if spec is not None else ""
 
-    def session(self, version: str, mode: int | None = PEER_ALLOWED_TO_SEND) -> Session:
-        """A fresh connection and handshake (the one before is closed first)."""
+    def session(self, version: str, mode: int | None = PEER_ALLOWED_TO_SEND) -> Session | None:
+        """A fresh connection and handshake (the one before is closed first).
+
+        For a client IUT, the tester takes the IUT's next connection (its first, or the one it dials after
+        the last ended); None if it dials no more within ``RECONNECT_WAIT``.
+        """
         self.close_all()
-        session = Session(self, version, mode)
+        conn = None
+        if self.client:
+            taken = {s.conn for s in self.history}
+            found = self.agent.maybe(lambda e: e.ev == "accepted" and e.conn not in taken, RECONNECT_WAIT)
+            if found is None:
+                return None
+            conn = found.conn
+        session = Session(self, version, mode, conn)
         self.sessions.append(session)
         self.history.append(session)
         return session
 
-    def open_session(self, version: str, mode: int | None = PEER_ALLOWED_TO_SEND, send_requests: bool = False) -> Session:
-        """Like session(), but a failed handshake ends the case inconclusive (it was only the way in).
+    def each_version(self, *judges: PerVersion, mode: int | None = PEER_ALLOWED_TO_SEND,
+                     send_requests: bool = False) -> Iterator[tuple[str, Session]]:
+        """A session per TLS version the IUT speaks, its handshake completed; a version that cannot be tried
+        is marked on every judge (inconclusive: the handshake failed; not applicable: see send_requests).
 
         ``send_requests``: the case will send HeartbeatRequests, which RFC 6520 §2 allows only to an IUT whose
-        Hello said peer_allowed_to_send; any other answer makes the case not applicable.
+        Hello said peer_allowed_to_send; for any other answer the version is not applicable.
         """
-        session = self.session(version, mode)
-        if not session.handshake.ok:
-            self.world.verdicts.inconclusive_rest(f"the TLS {version} handshake failed ({session.handshake.describe()}),"
-                                                  " so nothing could be sent")
-        if send_requests and session.handshake.peer_mode != PEER_ALLOWED_TO_SEND:
-            said = tlsmod.MODE_NAMES.get(session.handshake.peer_mode, "no heartbeat extension")
-            self.world.verdicts.not_applicable(f"the IUT's TLS {version} Hello carried {said}: RFC 6520 lets the tester"
-                                               " send HeartbeatRequests only to a peer that said peer_allowed_to_send")
-        return session
+        for version in self.versions:
+            session = self.session(version, mode)
+            why, inconclusive = None, True
+            if session is None:
+                why = f"the IUT client did not dial the tester again within {RECONNECT_WAIT:g} s"
+            elif not session.handshake.ok:
+                why = f"the handshake failed ({session.handshake.describe()}), so nothing could be sent"
+            elif send_requests and session.handshake.peer_mode != PEER_ALLOWED_TO_SEND:
+                said = tlsmod.MODE_NAMES.get(session.handshake.peer_mode, "no heartbeat extension")
+                why, inconclusive = (f"the IUT's Hello carried {said}: RFC 6520 lets the tester send HeartbeatRequests"
+                                     " only to a peer that said peer_allowed_to_send"), False
+            if why is not None:
+                for judge in judges:
+                    (judge.inconclusive if inconclusive else judge.not_applicable)(version, why)
+                continue
+            yield version, session
 
     def still_serving(self, version: str) -> tuple[bool, str]:
-        """A fresh handshake on a new connection: does the IUT still serve after what a case sent it?"""
+        """A fresh handshake on a new connection: does the IUT still serve after what a case sent it?
+
+        For a client IUT: does its process still run, and does it dial again (when its command redials)?
+        """
         if not self.world.external and self.world.iut.container.status() == "exited":
             return False, (f"the IUT's process exited (exit {self.world.iut.container.exit_code()}; last log: "
                            f"{self.world.iut.container.logs(tail=3).strip()!r})")
         session = self.session(version)
+        if session is None:
+            return True, "the IUT's process still runs (it did not dial again)"
         if session.handshake.ok:
             return True, "a fresh handshake afterwards succeeded"
         return False, f"a fresh handshake afterwards failed: {session.handshake.describe()}"
