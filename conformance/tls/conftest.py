@@ -93,11 +93,44 @@ class Session:
         self.tls.wait_for(lambda: self.tls.ended is not None, seconds, what="a quiet connection")
         return self.tls.received(after)
 
+    @property
+    def key(self):
+        world = self.case.world
+        return conn_key((world.iut_address, self.iut_port), (world.tester_address, self.local_port))
+
     def wire(self):
         """The records the capture shows from the IUT on this session's connection."""
         world = self.case.world
-        key = conn_key((world.iut_address, self.iut_port), (world.tester_address, self.local_port))
-        return [w for w in tls_records(world.capture.segments()).records if w.src == world.iut_address and w.conn == key]
+        return [w for w in tls_records(world.capture.segments()).records if w.src == world.iut_address and w.conn == self.key]
+
+    def wire_from_tester(self):
+        """The records the capture shows from the tester on this session's connection."""
+        world = self.case.world
+        return [w for w in tls_records(world.capture.segments()).records
+                if w.src == world.tester_address and w.conn == self.key]
+
+    def iut_requests_on_wire(self):
+        """The IUT's heartbeat records on the wire: content type 24 (TLS 1.2); in TLS 1.3 every record after its
+        handshake, since the type is hidden (the cases that count them send the IUT nothing to answer)."""
+        mine = self.wire()
+        if self.version != "1.3":
+            return [w for w in mine if w.content_type == tlsmod.HEARTBEAT]
+        handshake_end = self.tls.records[0].t if self.tls.records else 0.0
+        return [w for w in mine if w.content_type == tlsmod.APPLICATION_DATA and w.t >= handshake_end - 0.05]
+
+    def iut_end(self, after: float) -> float | None:
+        """Capture time of the IUT's first FIN, RST or alert on this connection after wall time ``after``."""
+        log = tls_records(self.case.world.capture.segments())
+        ends = [t for t, src, _, key in log.ends if src == self.case.world.iut_address and key == self.key and t > after]
+        alerts = [w.t for w in self.wire() if w.content_type == tlsmod.ALERT and w.t > after]
+        return min(ends + alerts, default=None)
+
+    def acks_after(self, records) -> int:
+        """How many of ``records`` (the IUT's, on the wire) a pure ACK from the tester followed within 1 s."""
+        world = self.case.world
+        acks = [s.t for s in world.capture.segments() if s.src == world.tester_address and s.conn == self.key
+                and s.proto == "tcp" and s.payload_len == 0 and s.has_ack and not (s.is_fin or s.is_rst)]
+        return sum(1 for r in records if any(r.t <= t <= r.t + 1.0 for t in acks))
 
     def clear_alert(self) -> str | None:
         """The first alert the IUT sent in clear on this connection (during a TLS 1.2 handshake), by name.
@@ -203,13 +236,14 @@ class TlsCase:
         self.sessions: list[Session] = []  # open
         self.history: list[Session] = []  # every session of the case, for its tls.txt
 
-    def start(self, needs_heartbeat: bool = False) -> TlsCase:
-        """Start the IUT (not applicable when it lacks heartbeat and the case needs it)."""
+    def start(self, needs_heartbeat: bool = False, knobs: dict | None = None) -> TlsCase:
+        """Start the IUT, with its keepalive command and ``knobs`` if given (not applicable when it lacks
+        heartbeat and the case needs it, or has no keepalive command when knobs are given)."""
         world = self.world
-        world.require(keepalive=False, needs_container=False)
+        world.require(keepalive=knobs is not None, needs_container=knobs is not None)
         if needs_heartbeat and not self.claims("heartbeat"):
             world.verdicts.not_applicable(f"{world.manifest.name} does not claim the RFC 6520 heartbeat extension")
-        world.build(None, tester_port=TESTER_PORT)
+        world.build(knobs, tester_port=TESTER_PORT)
         self.agent = TcpTester(world.tester_pod)
         world.cleanups.append(self.close_all)
         world.cleanups.append(self.agent.stop)
@@ -267,14 +301,14 @@ class TlsCase:
         return session
 
     def each_version(self, *judges: PerVersion, mode: int | None = PEER_ALLOWED_TO_SEND,
-                     send_requests: bool = False) -> Iterator[tuple[str, Session]]:
+                     send_requests: bool = False, only: str | None = None) -> Iterator[tuple[str, Session]]:
         """A session per TLS version the IUT speaks, its handshake completed; a version that cannot be tried
         is marked on every judge (inconclusive: the handshake failed; not applicable: see send_requests).
 
         ``send_requests``: the case will send HeartbeatRequests, which RFC 6520 §2 allows only to an IUT whose
         Hello said peer_allowed_to_send; for any other answer the version is not applicable.
         """
-        for version in self.versions:
+        for version in [only] if only else self.versions:
             session = self.session(version, mode)
             why, inconclusive = None, True
             if session is None:

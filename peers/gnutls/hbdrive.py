@@ -14,6 +14,9 @@ after --max-attempts Requests in a row have each gone --max-wait seconds without
 is taken for dead and the connection closed (an unresponsive server is dropped about max-wait x
 max-attempts after it last answered). Without the options it never pings, and only answers. Application
 data from the server is echoed back. Every step is logged to stdout.
+
+    --fault never-drop    keep sending Requests to a dead server, never closing (for the suite's faulty peers)
+    --fault slow-wait     wait twice max-wait of silence before each Request (likewise)
 """
 import argparse
 import ctypes
@@ -68,12 +71,15 @@ def connect(host, port, ca):
         if code >= 0:
             break
         if lib.gnutls_error_is_fatal(code):
+            lib.gnutls_alert_send_appropriate(session, code)  # GnuTLS leaves the alert to the application
             check(code, "handshake")
     log(f"handshake done; heartbeat {'allowed to send' if lib.gnutls_heartbeat_allowed(session, 1) else 'not allowed to send'}")
     return session, sock
 
 
-def serve(session, sock, max_wait, max_attempts):
+def serve(session, sock, max_wait, max_attempts, fault=None):
+    if fault == "slow-wait" and max_wait is not None:
+        max_wait *= 2
     buf = ctypes.create_string_buffer(65536)
     last_heard = time.monotonic()
     unanswered = 0
@@ -83,7 +89,7 @@ def serve(session, sock, max_wait, max_attempts):
         if not pending:
             ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
-                if unanswered >= max_attempts:
+                if unanswered >= max_attempts and fault != "never-drop":
                     log(f"{unanswered} HeartbeatRequests unanswered for {max_wait} s each: the server is dead; closing")
                     return
                 code = lib.gnutls_heartbeat_ping(session, 64, 1, 0)  # send only: the pong comes through recv
@@ -109,6 +115,7 @@ def serve(session, sock, max_wait, max_attempts):
         elif error in ("GNUTLS_E_AGAIN", "GNUTLS_E_INTERRUPTED"):
             continue
         elif lib.gnutls_error_is_fatal(code):
+            lib.gnutls_alert_send_appropriate(session, code)  # as GnuTLS's own tools do
             log(f"connection ended: {error}")
             return
         else:
@@ -122,10 +129,11 @@ def main():
     parser.add_argument("ca")
     parser.add_argument("--max-wait", type=float)
     parser.add_argument("--max-attempts", type=int, default=3)
+    parser.add_argument("--fault", choices=("never-drop", "slow-wait"))
     args = parser.parse_args()
     session, sock = connect(args.host, args.port, args.ca)
     try:
-        serve(session, sock, args.max_wait, args.max_attempts)
+        serve(session, sock, args.max_wait, args.max_attempts, args.fault)
     finally:
         sock.close()
         log("closed")

@@ -20,6 +20,8 @@ def test_reference_peer_passes(run_suite, peer, module):
     # keeps the whole suite short without burying a 2-core engine under simultaneous container starts
     # (with three, an exec could wait more than 30 s to start).
     result, report = run_suite("--iut", str(peer), str(ROOT / module), workers=2)
+    if report is None and "no tests ran" in result.stdout.str():
+        pytest.skip(f"{module.stem} has no case for the roles {manifest.name} plays")
     assert report is not None, result.stdout.str()[-2000:]
     wrong = [
         f"{v['requirement']} [{v['role']}] {v['outcome']}: {v['message']}"
