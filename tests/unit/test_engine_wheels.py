@@ -1,0 +1,50 @@
+"""A peer folder's wheels.txt: PyPI packages fetched on the host for an image build (fixtures/engine.py)."""
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from fixtures import engine
+from fixtures.errors import ImageBuildError
+
+
+def test_fetched_wheels_do_not_change_the_image_tag(tmp_path):
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    (tmp_path / "wheels.txt").write_text("tlslite-ng==0.8.2\n")
+    before = engine.folder_digest(tmp_path)
+    (tmp_path / ".wheels").mkdir()
+    (tmp_path / ".wheels" / "tlslite_ng-0.8.2-py3-none-any.whl").write_bytes(b"zip")
+    assert engine.folder_digest(tmp_path) == before  # the tag is known before anything is fetched
+    (tmp_path / "wheels.txt").write_text("tlslite-ng==0.8.3\n")
+    assert engine.folder_digest(tmp_path) != before  # a new pin is a new image
+
+
+def test_wheels_are_fetched_once_per_pin_with_the_hosts_pip(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(engine.subprocess, "run", fake_run)
+    engine.fetch_wheels(tmp_path)  # no wheels.txt: nothing to do
+    assert calls == []
+    (tmp_path / "wheels.txt").write_text("tlslite-ng==0.8.2\n")
+    engine.fetch_wheels(tmp_path)
+    engine.fetch_wheels(tmp_path)  # the stamp says these pins were fetched
+    assert len(calls) == 1
+    assert calls[0][1:4] == ["-m", "pip", "download"] and "--only-binary=:all:" in calls[0]
+    assert calls[0][calls[0].index("-d") + 1] == str(tmp_path / ".wheels")
+
+
+def test_a_failed_download_says_what_to_check(tmp_path, monkeypatch):
+    def failing(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 1, "", "ERROR: No matching distribution found for nosuchthing==1\n")
+
+    monkeypatch.setattr(engine.subprocess, "run", failing)
+    (tmp_path / "wheels.txt").write_text("nosuchthing==1\n")
+    with pytest.raises(ImageBuildError) as err:
+        engine.fetch_wheels(tmp_path)
+    assert "could not be downloaded" in str(err.value) and "No matching distribution" in str(err.value)
+    assert "PyPI" in err.value.todo
