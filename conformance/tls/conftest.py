@@ -31,6 +31,7 @@ ANSWER_BOUND = 2.0
 HANDSHAKE_TIMEOUT = 10.0
 TESTER_PORT = 9443
 RECONNECT_WAIT = 5.0  # seconds a client IUT is given to dial the tester for a session
+CAPTURE_CATCH_UP = 3.0  # seconds the capture may lag behind what the tester saw (a loaded machine)
 VERSIONS = ("1.2", "1.3")
 
 
@@ -138,10 +139,17 @@ class Session:
         What the capture shows, for when the tester could not read it: an alert followed at once by a reset can
         be lost at the tester's socket.
         """
-        for w in self.wire():
-            if w.content_type == tlsmod.ALERT and not w.encrypted and len(w.body) >= 2:
-                return tlsmod.alert_name(w.body[1])
-        return None
+        def alert():
+            return next((tlsmod.alert_name(w.body[1]) for w in self.wire()
+                         if w.content_type == tlsmod.ALERT and not w.encrypted and len(w.body) >= 2), None)
+
+        def ended(_timeline) -> bool:  # the capture has caught up: it shows the IUT's alert, FIN or RST
+            log = tls_records(self.case.world.capture.segments())
+            return alert() is not None or any(src == self.case.world.iut_address and key == self.key
+                                              for _, src, _, key in log.ends)
+
+        self.case.world.capture.wait_for(ended, CAPTURE_CATCH_UP)
+        return alert()
 
     def capture_times(self, records: list[Record]) -> list[float] | None:
         """The capture's time for each of ``records`` (received from the IUT), or None if they cannot be matched.

@@ -27,104 +27,44 @@ def mode_text(mode: int | None) -> str:
     return "no heartbeat extension" if mode is None else f"the heartbeat extension, {MODE_NAMES.get(mode, f'mode {mode}')}"
 
 
-@pytest.mark.requirement("TLSHB-offered")
+@pytest.mark.requirement("TLSHB-offered", "RFC5246-7.4.1.4-unsolicited-extension", "RFC5246-6-unexpected-record")
 @pytest.mark.roles("server", "client")
-def test_heartbeat_offered(tls: TlsCase, verdict):
-    """With peer_allowed_to_send offered (or, for a client IUT, before any answer), which mode the IUT's Hello carries."""
+def test_the_extension_only_where_negotiated(tls: TlsCase, verdict):
+    """Per version, two sessions: with peer_allowed_to_send offered, which mode the IUT's Hello carries; without
+    the extension, that the IUT's Hello leaves it out too (servers), and that a HeartbeatRequest then draws an
+    unexpected_message alert and nothing else."""
     tls.start()
     seen = {}
+    unsolicited, unexpected = PerVersion(verdict, UNSOLICITED), PerVersion(verdict, UNEXPECTED)
     for version in tls.versions:
-        session = tls.session(version)
-        if session is None or (not session.handshake.ok and not session.handshake.peer_modes):
-            seen[version] = ("the handshake failed" if session else "the IUT client did not dial again"), None
-            continue
-        seen[version] = f"the IUT's Hello carries {mode_text(session.handshake.peer_mode)}", session.handshake.peer_mode
-    verdict.observe(OFFERED, "; ".join(f"TLS {v}: {text}" for v, (text, _) in seen.items()),
-                    measured={"modes": {v: mode for v, (_, mode) in seen.items()}, "claims_heartbeat": tls.claims("heartbeat")})
-
-
-@pytest.mark.requirement("RFC6520-2-illegal-parameter")
-@pytest.mark.roles("server", "client")
-def test_unknown_mode_is_an_illegal_parameter(tls: TlsCase, verdict):
-    """A Hello whose heartbeat extension says mode 3 (the tester's ServerHello, for a client IUT that offered one)."""
-    tls.start(needs_heartbeat=True)
-    judge = PerVersion(verdict, ILLEGAL)
-    for version in tls.versions:
-        session = tls.session(version, INVALID_MODE)
+        offered = tls.session(version)
+        if offered is None or (not offered.handshake.ok and not offered.handshake.peer_modes):
+            seen[version] = ("the handshake failed" if offered else "the IUT client did not dial again"), None
+        else:
+            seen[version] = f"the IUT's Hello carries {mode_text(offered.handshake.peer_mode)}", offered.handshake.peer_mode
+        session = tls.session(version, None)
         if session is None:
-            judge.inconclusive(version, "the IUT client did not dial the tester again")
+            unsolicited.inconclusive(version, "the IUT client did not dial the tester again")
+            unexpected.inconclusive(version, "the IUT client did not dial the tester again")
             continue
         got = session.handshake
-        seen_on_wire = None if got.alert or got.ok else session.clear_alert()
-        if tls.client and not got.peer_modes:
-            judge.not_applicable(version, "the IUT's ClientHello offered no heartbeat extension, so the tester's"
-                                          " ServerHello may not carry one")
-            continue
-        alert = got.alert or seen_on_wire
-        if got.ok:
-            message = "the IUT completed the handshake, as if mode 3 were a mode"
-        elif alert:
-            message = f"the IUT answered with an {alert} alert" + (
-                f" (in the capture; the tester's socket saw only the close: {got.error})" if seen_on_wire else "")
-        else:
-            message = f"the handshake ended without an alert from the IUT ({got.error})"
-        judge.check(version, alert == "illegal_parameter", message, alert=alert, completed=got.ok)
-    judge.record()
-
-
-@pytest.mark.requirement("RFC6520-2-not-allowed-drop")
-@pytest.mark.roles("server", "client")
-def test_a_peer_not_allowed_to_send_drops_requests(tls: TlsCase, verdict):
-    """An IUT whose Hello said peer_not_allowed_to_send, sent a Request anyway: no Response (an alert may come)."""
-    tls.start(needs_heartbeat=True)
-    judge = PerVersion(verdict, NOT_ALLOWED_DROP)
-    for version, session in tls.each_version(judge):
-        if session.handshake.peer_mode != PEER_NOT_ALLOWED_TO_SEND:
-            judge.not_applicable(version, f"the IUT's Hello carried {mode_text(session.handshake.peer_mode)}:"
-                                          " Requests to it are allowed")
-            continue
-        sent = session.request(payload(24, "not-allowed"))
-        got = session.quiet_for(ANSWER_BOUND, sent.t)
-        answered = [r for r in got if r.heartbeat is not None]
-        alerts = [r.describe() for r in got if r.alert is not None]
-        how = f" and sent {alerts[0]} (a MAY)" if alerts else ", silently"
-        judge.check(
-            version, not answered,
-            (f"the IUT said peer_not_allowed_to_send and still answered a Request: {answered[0].describe()}" if answered
-             else f"the IUT dropped the Request it had not allowed{how}"),
-            alerts=alerts)
-    judge.record(f"no Response within {ANSWER_BOUND:g} s")
-
-
-@pytest.mark.requirement("RFC5246-7.4.1.4-unsolicited-extension")
-@pytest.mark.roles("server")
-def test_no_heartbeat_extension_unless_offered(tls: TlsCase, verdict):
-    """A ClientHello without the heartbeat extension: the IUT's Hello must not carry it."""
-    tls.start()
-    judge = PerVersion(verdict, UNSOLICITED)
-    for version in tls.versions:
-        got = tls.session(version, None).handshake
-        if got.peer_modes:
+        if tls.client:
+            unsolicited.not_applicable(version, "a client's Hello answers nothing: the rule binds the server")
+        elif got.peer_modes:
             refused = "" if got.ok else f"; the tester refused it ({got.error})"
-            judge.check(version, False, f"the IUT's Hello carries the heartbeat extension (mode {got.peer_mode}) though"
-                        f" the ClientHello had none{refused}", mode=got.peer_mode)
-        elif not got.ok:
-            judge.inconclusive(version, f"the handshake failed before the IUT's Hello could be read: {got.describe()}")
-        else:
-            judge.check(version, True, "the IUT's Hello left the heartbeat extension out, as the ClientHello did")
-    judge.record()
-
-
-@pytest.mark.requirement("RFC5246-6-unexpected-record")
-@pytest.mark.roles("server", "client")
-def test_heartbeat_record_without_the_extension_is_unexpected(tls: TlsCase, verdict):
-    """No heartbeat negotiated, then a HeartbeatRequest: an unexpected_message alert, nothing else."""
-    tls.start()
-    judge = PerVersion(verdict, UNEXPECTED)
-    for version, session in tls.each_version(judge, mode=None):
-        if not tls.client and session.handshake.peer_modes:
-            judge.inconclusive(version, "the IUT's Hello negotiated heartbeat although the tester did not offer it"
-                                        " (see RFC5246-7.4.1.4-unsolicited-extension)")
+            unsolicited.check(version, False, f"the IUT's Hello carries the heartbeat extension (mode {got.peer_mode}) "
+                              f"though the ClientHello had none{refused}", mode=got.peer_mode)
+        elif got.ok:
+            unsolicited.check(version, True, "the IUT's Hello left the heartbeat extension out, as the ClientHello did")
+        if not got.ok:
+            why = f"the handshake without the extension failed: {got.describe()}"
+            if not tls.client and not got.peer_modes:
+                unsolicited.inconclusive(version, why)
+            unexpected.inconclusive(version, why)
+            continue
+        if not tls.client and got.peer_modes:
+            unexpected.inconclusive(version, "the IUT's Hello negotiated heartbeat although the tester did not offer it"
+                                             " (see RFC5246-7.4.1.4-unsolicited-extension)")
             continue
         sent = session.request(payload(24, "unnegotiated"))
         session.tls.wait_for(lambda s=session, t=sent.t: s.tls.heartbeats(after=t) or s.alerts(t), ANSWER_BOUND,
@@ -140,6 +80,56 @@ def test_heartbeat_record_without_the_extension_is_unexpected(tls: TlsCase, verd
             message = f"the IUT sent {alerts[0].describe()}, not unexpected_message"
         else:
             message = f"no alert within {ANSWER_BOUND:g} s ({session.ended_text()})"
-        judge.check(version, bool(fatal) and not answers, message, alerts=[a.describe() for a in alerts],
-                    answered=bool(answers))
-    judge.record(f"an alert within {ANSWER_BOUND:g} s")
+        unexpected.check(version, bool(fatal) and not answers, message, alerts=[a.describe() for a in alerts],
+                         answered=bool(answers))
+    verdict.observe(OFFERED, "; ".join(f"TLS {v}: {text}" for v, (text, _) in seen.items()),
+                    measured={"modes": {v: mode for v, (_, mode) in seen.items()}, "claims_heartbeat": tls.claims("heartbeat")})
+    unsolicited.record()
+    unexpected.record(f"an alert within {ANSWER_BOUND:g} s")
+
+
+@pytest.mark.requirement("RFC6520-2-illegal-parameter", "RFC6520-2-not-allowed-drop")
+@pytest.mark.roles("server", "client")
+def test_the_heartbeat_modes(tls: TlsCase, verdict):
+    """Per version: a Hello whose heartbeat extension says mode 3 (the tester's ServerHello, for a client IUT that
+    offered one) must draw illegal_parameter; and an IUT whose Hello said peer_not_allowed_to_send, sent a Request
+    anyway, must drop it (an unexpected_message alert may come)."""
+    tls.start(needs_heartbeat=True)
+    illegal, drop = PerVersion(verdict, ILLEGAL), PerVersion(verdict, NOT_ALLOWED_DROP)
+    for version in tls.versions:
+        session = tls.session(version, INVALID_MODE)
+        if session is None:
+            illegal.inconclusive(version, "the IUT client did not dial the tester again")
+        else:
+            got = session.handshake
+            seen_on_wire = None if got.alert or got.ok else session.clear_alert()
+            alert = got.alert or seen_on_wire
+            if tls.client and not got.peer_modes:
+                illegal.not_applicable(version, "the IUT's ClientHello offered no heartbeat extension, so the tester's"
+                                                " ServerHello may not carry one")
+            else:
+                if got.ok:
+                    message = "the IUT completed the handshake, as if mode 3 were a mode"
+                elif alert:
+                    message = f"the IUT answered with an {alert} alert" + (
+                        f" (in the capture; the tester's socket saw only the close: {got.error})" if seen_on_wire else "")
+                else:
+                    message = f"the handshake ended without an alert from the IUT ({got.error})"
+                illegal.check(version, alert == "illegal_parameter", message, alert=alert, completed=got.ok)
+        for _, allowed in tls.each_version(drop, only=version):
+            if allowed.handshake.peer_mode != PEER_NOT_ALLOWED_TO_SEND:
+                drop.not_applicable(version, f"the IUT's Hello carried {mode_text(allowed.handshake.peer_mode)}:"
+                                             " Requests to it are allowed")
+                continue
+            sent = allowed.request(payload(24, "not-allowed"))
+            got_back = allowed.quiet_for(ANSWER_BOUND, sent.t)
+            answered = [r for r in got_back if r.heartbeat is not None]
+            alerts = [r.describe() for r in got_back if r.alert is not None]
+            how = f" and sent {alerts[0]} (a MAY)" if alerts else ", silently"
+            drop.check(
+                version, not answered,
+                (f"the IUT said peer_not_allowed_to_send and still answered a Request: {answered[0].describe()}"
+                 if answered else f"the IUT dropped the Request it had not allowed{how}"),
+                alerts=alerts)
+    illegal.record()
+    drop.record(f"no Response within {ANSWER_BOUND:g} s")

@@ -73,76 +73,64 @@ def test_no_request_to_a_peer_not_allowed(tls: TlsCase, verdict):
     judge.record(f"no Request within {WATCH:g} s of the trigger")
 
 
-@pytest.mark.requirement("RFC6520-3-one-in-flight")
+@pytest.mark.requirement("RFC6520-3-one-in-flight", "RFC6520-4-timer-stop", "RFC6520-4-response-check")
 @pytest.mark.roles("server")
-def test_one_request_in_flight(tls: TlsCase, verdict):
-    """The IUT's Requests go unanswered: each new one must wait for the one before to time out."""
+def test_the_iut_s_own_requests(tls: TlsCase, verdict):
+    """Per version, three sessions, each starting with a triggered Request: left unanswered (each new Request
+    must wait for the one before to time out); answered exactly (it must not come again); answered with one
+    octet of the payload changed (discarded, silently)."""
     start(tls)
-    judge = PerVersion(verdict, IN_FLIGHT)
-    for version, session in tls.each_version(judge):
-        first = first_request(tls, judge, version, session)
-        if first is None:
-            continue
-        record, _ = first
-        session.quiet_for(WATCH, record.t)
-        requests = [r for r, _ in session.requests(record.t)]
-        times = session.capture_times(requests)
-        clock = "capture"
-        if times is None:  # the capture's records could not be matched to the tester's: its own clock, said so
-            times, clock = [r.t for r in requests], "tester's clock (the capture's records could not be matched)"
-        gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
-        close = [g for g in gaps if g < MIN_TIMER - CLOCK_SLACK]
-        spacing = f", {', '.join(f'{g:.3f}' for g in gaps)} s apart" if gaps else ""
-        judge.check(
-            version, not close,
-            (f"a Request followed the one before after {close[0]:.3f} s, unanswered: two in flight" if close else
-             f"{len(times)} unanswered Request(s) in {WATCH:g} s{spacing}"),
-            requests=len(times), gaps_s=gaps, clock=clock)
-    judge.record(f"a new Request no sooner than {MIN_TIMER:g} s (- {CLOCK_SLACK:g} s) after the one before, by the capture")
-
-
-@pytest.mark.requirement("RFC6520-4-timer-stop")
-@pytest.mark.roles("server")
-def test_a_right_response_stops_the_timer(tls: TlsCase, verdict):
-    """The tester answers the IUT's Request exactly: the Request must not come again."""
-    start(tls)
-    judge = PerVersion(verdict, TIMER)
-    for version, session in tls.each_version(judge):
-        first = first_request(tls, judge, version, session)
-        if first is None:
-            continue
-        _, request = first
-        answer = session.tls.send_heartbeat(RESPONSE, request.payload)
-        session.quiet_for(WATCH, answer.t)
-        again = [r for r, hb in session.requests(answer.t) if hb.payload == request.payload]
-        judge.check(
-            version, not again,
-            (f"the IUT sent the answered Request again {again[0].t - answer.t:.3f} s after its Response" if again
-             else f"the answered Request was not sent again in {WATCH:g} s"),
-            repeats=len(again))
-    judge.record(f"no repeat within {WATCH:g} s of the Response")
-
-
-@pytest.mark.requirement("RFC6520-4-response-check")
-@pytest.mark.roles("server")
-def test_a_wrong_response_is_discarded(tls: TlsCase, verdict):
-    """The tester answers the IUT's Request with one octet of the payload changed: discarded, silently."""
-    start(tls)
-    judge = PerVersion(verdict, WRONG)
-    for version, session in tls.each_version(judge):
-        first = first_request(tls, judge, version, session)
-        if first is None:
-            continue
-        _, request = first
-        wrong = bytearray(request.payload or b"\0")
-        wrong[-1] ^= 0xFF
-        answer = session.tls.send_heartbeat(RESPONSE, bytes(wrong))
-        got = session.quiet_for(1.5, answer.t)
-        alerts = [r for r in got if r.alert is not None]
-        if alerts or session.tls.ended:
-            message = "the IUT did not discard a Response with the wrong payload silently: " + (
-                alerts[0].describe() if alerts else session.ended_text())
-        else:
-            message = "the IUT discarded a Response with the wrong payload silently (no alert, the connection open)"
-        judge.check(version, not alerts and not session.tls.ended, message, alerts=[a.describe() for a in alerts])
-    judge.record()
+    in_flight, timer, wrong = PerVersion(verdict, IN_FLIGHT), PerVersion(verdict, TIMER), PerVersion(verdict, WRONG)
+    for version in tls.versions:
+        for _, session in tls.each_version(in_flight, only=version):
+            first = first_request(tls, in_flight, version, session)
+            if first is None:
+                continue
+            record, _ = first
+            session.quiet_for(WATCH, record.t)
+            requests = [r for r, _ in session.requests(record.t)]
+            times = session.capture_times(requests)
+            clock = "capture"
+            if times is None:  # the capture's records could not be matched to the tester's: its own clock, said so
+                times, clock = [r.t for r in requests], "tester's clock (the capture's records could not be matched)"
+            gaps = [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)]
+            close = [g for g in gaps if g < MIN_TIMER - CLOCK_SLACK]
+            spacing = f", {', '.join(f'{g:.3f}' for g in gaps)} s apart" if gaps else ""
+            in_flight.check(
+                version, not close,
+                (f"a Request followed the one before after {close[0]:.3f} s, unanswered: two in flight" if close else
+                 f"{len(times)} unanswered Request(s) in {WATCH:g} s{spacing}"),
+                requests=len(times), gaps_s=gaps, clock=clock)
+        for _, session in tls.each_version(timer, only=version):
+            first = first_request(tls, timer, version, session)
+            if first is None:
+                continue
+            _, request = first
+            answer = session.tls.send_heartbeat(RESPONSE, request.payload)
+            session.quiet_for(WATCH, answer.t)
+            # A copy within half the smallest retransmission timer was on its way before the Response arrived.
+            again = [r for r, hb in session.requests(answer.t + MIN_TIMER / 2) if hb.payload == request.payload]
+            timer.check(
+                version, not again,
+                (f"the IUT sent the answered Request again {again[0].t - answer.t:.3f} s after its Response" if again
+                 else f"the answered Request was not sent again in {WATCH:g} s"),
+                repeats=len(again))
+        for _, session in tls.each_version(wrong, only=version):
+            first = first_request(tls, wrong, version, session)
+            if first is None:
+                continue
+            _, request = first
+            altered = bytearray(request.payload or b"\0")
+            altered[-1] ^= 0xFF
+            answer = session.tls.send_heartbeat(RESPONSE, bytes(altered))
+            got = session.quiet_for(1.5, answer.t)
+            alerts = [r for r in got if r.alert is not None]
+            if alerts or session.tls.ended:
+                message = "the IUT did not discard a Response with the wrong payload silently: " + (
+                    alerts[0].describe() if alerts else session.ended_text())
+            else:
+                message = "the IUT discarded a Response with the wrong payload silently (no alert, the connection open)"
+            wrong.check(version, not alerts and not session.tls.ended, message, alerts=[a.describe() for a in alerts])
+    in_flight.record(f"a new Request no sooner than {MIN_TIMER:g} s (- {CLOCK_SLACK:g} s) after the one before, by the capture")
+    timer.record(f"no repeat from {MIN_TIMER / 2:g} s to {WATCH:g} s after the Response")
+    wrong.record()

@@ -153,30 +153,40 @@ def _judge_discarded(tls: TlsCase, judge: PerVersion, version: str, session: Ses
                 if alive else f"the IUT stopped serving after {what}: {why}")
 
 
-@pytest.mark.requirement("RFC6520-4-overlong-discard")
+@pytest.mark.requirement("RFC6520-4-overlong-discard", "RFC6520-4-short-padding-discard", "RFC6520-4-response-check")
 @pytest.mark.roles("server", "client")
-def test_overlong_payload_length_is_discarded_silently(tls: TlsCase, verdict):
-    """The Heartbleed probe: payload_length 16384 in a 36-octet message; no octet may come back."""
+def test_malformed_and_unasked_messages_are_discarded_silently(tls: TlsCase, verdict):
+    """Per version, each in a session of its own: the Heartbleed probe (payload_length 16384 in a 36-octet
+    message: no octet may come back), a Request with 4 octets of padding, and a HeartbeatResponse nobody asked
+    for; each followed by a Request that must still be answered."""
     tls.start(needs_heartbeat=True)
-    judge = PerVersion(verdict, OVERLONG)
-    for version, session in tls.each_version(judge, send_requests=True):
-        sent = session.request(b"aliveness-overlong"[:17], padding=MIN_PADDING, declared=2**14)
-        _judge_discarded(tls, judge, version, session, sent,
-                         f"a Request whose payload_length says 16384 in a {len(sent.body)}-octet message", sent.body[3:])
-    judge.record()
-
-
-@pytest.mark.requirement("RFC6520-4-short-padding-discard")
-@pytest.mark.roles("server", "client")
-def test_short_padding_is_discarded_silently(tls: TlsCase, verdict):
-    """A Request with a 20-octet payload and 4 octets of padding."""
-    tls.start(needs_heartbeat=True)
-    judge = PerVersion(verdict, SHORT)
-    for version, session in tls.each_version(judge, send_requests=True):
-        data = payload(20, "short")
-        sent = session.request(data, padding=4)
-        _judge_discarded(tls, judge, version, session, sent, "a Request with 4 octets of padding", data)
-    judge.record()
+    overlong, short, unasked = PerVersion(verdict, OVERLONG), PerVersion(verdict, SHORT), PerVersion(verdict, NO_EXPECTED)
+    for version in tls.versions:
+        for _, session in tls.each_version(overlong, send_requests=True, only=version):
+            sent = session.request(b"aliveness-overlong"[:17], padding=MIN_PADDING, declared=2**14)
+            _judge_discarded(tls, overlong, version, session, sent,
+                             f"a Request whose payload_length says 16384 in a {len(sent.body)}-octet message", sent.body[3:])
+        for _, session in tls.each_version(short, send_requests=True, only=version):
+            data = payload(20, "short")
+            sent = session.request(data, padding=4)
+            _judge_discarded(tls, short, version, session, sent, "a Request with 4 octets of padding", data)
+        for _, session in tls.each_version(unasked, send_requests=True, only=version):
+            stray = session.tls.send_heartbeat(RESPONSE_TYPE, payload(32, "unasked"))
+            got = session.quiet_for(0.5, stray.t)
+            alerts = [r for r in got if r.alert is not None]
+            if alerts or session.tls.ended:
+                unasked.check(version, False, "the IUT did not discard a HeartbeatResponse it never asked for: "
+                              + (alerts[0].describe() if alerts else session.ended_text()))
+                continue
+            check = payload(16, "after")
+            answered = session.answer_to(session.request(check), check)
+            unasked.check(version, answered is not None,
+                          "the IUT discarded a HeartbeatResponse it never asked for, silently, and answered the next Request"
+                          if answered else f"after a HeartbeatResponse it never asked for the IUT no longer answered a "
+                                           f"Request ({session.ended_text()})")
+    overlong.record()
+    short.record()
+    unasked.record()
 
 
 @pytest.mark.requirement("RFC6520-4-total-length")
@@ -200,26 +210,3 @@ def test_heartbeats_stay_within_2_14_octets(tls: TlsCase, verdict):
              f"(largest {max((m.size for m in messages), default=0)})") + " in answer to Requests of 2^14 and 2^14 + 1 octets",
             sizes=[m.size for m in messages])
     judge.record(f"at most 2^14 = {MAX_MESSAGE} octets")
-
-
-@pytest.mark.requirement("RFC6520-4-response-check")
-@pytest.mark.roles("server", "client")
-def test_a_response_nobody_asked_for_is_discarded(tls: TlsCase, verdict):
-    """An unprompted HeartbeatResponse, then a Request: still answered, with no alert in between."""
-    tls.start(needs_heartbeat=True)
-    judge = PerVersion(verdict, NO_EXPECTED)
-    for version, session in tls.each_version(judge, send_requests=True):
-        stray = session.tls.send_heartbeat(RESPONSE_TYPE, payload(32, "unasked"))
-        got = session.quiet_for(0.5, stray.t)
-        alerts = [r for r in got if r.alert is not None]
-        if alerts or session.tls.ended:
-            judge.check(version, False, "the IUT did not discard a HeartbeatResponse it never asked for: "
-                        + (alerts[0].describe() if alerts else session.ended_text()))
-            continue
-        check = payload(16, "after")
-        answered = session.answer_to(session.request(check), check)
-        judge.check(version, answered is not None,
-                    "the IUT discarded a HeartbeatResponse it never asked for, silently, and answered the next Request"
-                    if answered else f"after a HeartbeatResponse it never asked for the IUT no longer answered a Request "
-                                     f"({session.ended_text()})")
-    judge.record()

@@ -176,11 +176,11 @@ class Session:
             if args.say_not_allowed and not args.answer_anyway:
                 return True
             padding = len(body) - 3 - declared
-            if args.heartbleed:
-                data = (body[3:] + MEMORY)[:declared]
+            if padding < 0:  # payload_length too large
+                if not args.heartbleed:
+                    return True  # discarded silently
+                data = (body[3:] + MEMORY)[:declared]  # Heartbleed: trust payload_length, read past the record
             else:
-                if padding < 0:
-                    return True  # payload_length too large: discard silently
                 if padding < 16 and not args.lenient:
                     return True
                 if args.strict_padding and padding != 16:
