@@ -74,12 +74,24 @@ def figure_retransmissions(sessions: int) -> list[float]:
         iut.start()
         iut.wait_ready()
         trigger = manifest.role("tls", "server").option("request-trigger").encode()
-        for n in range(sessions):
+        def open_session():
+            """A completed handshake, or None: gnutls-serv serves one connection at a time, and after an
+            unanswered ping it is busy until its own timeout ends (a few seconds)."""
             conn = agent.connect(iut.address, iut.port)
             relay = StreamRelay(agent, conn)
-            tls = TlsTester(relay.socket)
-            if not tls.handshake("1.2").ok:
-                say(f"  session {n + 1}: handshake failed, skipped")
+            tls = TlsTester(relay.socket, timeout=3)
+            if tls.handshake("1.2").ok:
+                return tls, relay, conn
+            tls.close()
+            relay.close()
+            agent.close(conn)
+            return None
+
+        for n in range(sessions):
+            try:
+                tls, relay, conn = wait_until(open_session, 30, poll_max=1.0, what="gnutls-serv to take a new connection")
+            except TimedOut:
+                say(f"  session {n + 1}: no handshake within 30 s, skipped")
                 continue
             tls.start_reading()
             sent = tls.send(APPLICATION_DATA, trigger)
@@ -92,6 +104,7 @@ def figure_retransmissions(sessions: int) -> list[float]:
                 pass
             tls.close()
             relay.close()
+            agent.close(conn)  # the FIN frees gnutls-serv, which serves one connection at a time
             wire = [r.t for r in tls_records(capture.segments()).records
                     if r.src == iut.address and r.content_type == 24 and r.t > sent.t - 0.01]
             gaps = [b - a for a, b in zip(wire, wire[1:], strict=False)][:len(SCHEDULE)]
