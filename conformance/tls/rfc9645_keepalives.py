@@ -96,7 +96,7 @@ def test_a_dead_server_is_dropped(tls: TlsCase, verdict, how):
     session = next(tls.each_version(judge, only=version), (None, None))[1]
     if session is None:
         judge.record()
-        verdict.not_applicable_for(ACKED, "no session")
+        verdict.not_applicable_for(ACKED, f"no TLS {version} session could be opened, so no peer was frozen")
         return
     session.tls.auto_answer = True
     answered = session.tls.wait_for(lambda: session.tls.heartbeats(REQUEST), wait + 3, what="the IUT's first Request")
