@@ -1,9 +1,12 @@
-"""The ``tls`` fixture: a TLS IUT server, and TLS sessions from the tester to it, each a fresh connection.
+"""The ``tls`` fixture: a TLS (or DTLS) IUT, and sessions between the tester and it, each a fresh connection.
 
-Each session is a TCP connection the tester's agent opens to the IUT, with tlslite-ng in the pytest
-process on the other end of a relay (fixtures/testers/relay.py): the bytes leave from the tester pod,
-and the capture in the IUT's namespace sees them. Several reference servers (gnutls-serv, openssl
-s_server) serve one connection at a time, so opening a session closes the one before.
+Over TLS each session is a TCP connection the tester's agent opens to the IUT (or takes from a client IUT),
+with tlslite-ng in the pytest process on the other end of a relay (fixtures/testers/relay.py): the bytes
+leave from the tester pod, and the capture in the IUT's namespace sees them. Over DTLS
+(conformance/dtls/conftest.py opens the world for the ``dtls`` protocol) a session is a UDP association
+through the agent's UDP socket, with the DTLS tester (fixtures/testers/dtls.py) on the relay's datagram
+socket; the same cases run over both. Several reference servers (gnutls-serv, openssl s_server) serve one
+connection at a time, so opening a session closes the one before.
 
 What a case judges comes from the tester's decrypted records (each case's ``tls.txt``, with times); the
 capture's record view (``records.txt``) shows the same exchange as the wire carried it.
@@ -12,14 +15,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 
 from fixtures.sessions import CaseWorld
+from fixtures.testers import dtls as dtlsmod
 from fixtures.testers import tls as tlsmod
-from fixtures.testers.relay import StreamRelay
+from fixtures.testers.dtls import DtlsTester
+from fixtures.testers.relay import DatagramRelay, StreamRelay
 from fixtures.testers.tcp import TcpTester
 from fixtures.testers.tls import PEER_ALLOWED_TO_SEND, REQUEST, RESPONSE, HeartbeatMessage, Record, TlsTester
 from fixtures.timeline import conn_key
@@ -33,6 +39,12 @@ TESTER_PORT = 9443
 RECONNECT_WAIT = 5.0  # seconds a client IUT is given to dial the tester for a session
 CAPTURE_CATCH_UP = 3.0  # seconds the capture may lag behind what the tester saw (a loaded machine)
 VERSIONS = ("1.2", "1.3")
+RECORD_ALL = 1 << 40  # a DTLS session's UDP socket hands every octet over (the agent records this many)
+
+
+def label(version: str) -> str:
+    """How texts name a version: "TLS 1.2", "DTLS 1.2"."""
+    return "DTLS 1.2" if version == dtlsmod.VERSION else f"TLS {version}"
 
 
 def payload(size: int, label: str) -> bytes:
@@ -53,7 +65,10 @@ class Session:
         self.version = version
         self.mode = mode
         world = case.world
-        if conn is None:
+        self.peer: tuple[str, int] | None = None  # a client IUT's DTLS address and port
+        if case.datagram:
+            self._open_datagram(case, conn)
+        elif conn is None:
             self.conn = case.agent.connect(world.iut_address, case.port)
             opened = case.agent.find(lambda e: e.conn == self.conn and e.ev == "connected")
             self.local_port = int(opened.data["local"][1]) if opened else None
@@ -63,8 +78,9 @@ class Session:
             accepted = case.agent.find(lambda e: e.conn == conn and e.ev == "accepted")
             self.local_port = TESTER_PORT
             self.iut_port = int(accepted.data["peer"][1]) if accepted and "peer" in accepted.data else None
-        self.relay = StreamRelay(case.agent, self.conn)
-        self.tls = TlsTester(self.relay.socket, timeout=HANDSHAKE_TIMEOUT)
+        if not case.datagram:
+            self.relay = StreamRelay(case.agent, self.conn)
+            self.tls = TlsTester(self.relay.socket, timeout=HANDSHAKE_TIMEOUT)
         server = None
         if conn is not None:
             creds = world.credentials
@@ -72,6 +88,21 @@ class Session:
         self.handshake = self.tls.handshake(version, mode, server=server)
         if self.handshake.ok:
             self.tls.start_reading()
+
+    def _open_datagram(self, case: TlsCase, peer: tuple[str, int] | None) -> None:
+        """A UDP socket of the agent's connected to a server IUT; or, for a client IUT, its datagrams on the
+        tester's port (``peer``: where it sends from)."""
+        world = case.world
+        if peer is None:
+            self.conn = case.agent.udp_open(peer=(world.iut_address, case.port), record=RECORD_ALL)
+            self.local_port = int(case.agent.opened(self.conn).data["local"][1])
+            self.iut_port = case.port
+            self.relay = DatagramRelay(case.agent, self.conn)
+        else:
+            self.conn, self.peer = case.udp_conn, peer
+            self.local_port, self.iut_port = TESTER_PORT, peer[1]
+            self.relay = DatagramRelay(case.agent, self.conn, peer)
+        self.tls = DtlsTester(self.relay.socket, timeout=HANDSHAKE_TIMEOUT)
 
     def request(self, data: bytes, padding: int = 16, declared: int | None = None) -> Record:
         return self.tls.send_heartbeat(REQUEST, data, padding, declared)
@@ -179,11 +210,15 @@ class Session:
         return self.tls.send(tlsmod.APPLICATION_DATA, self.case.trigger.encode())
 
     def ended_text(self) -> str:
-        return self.tls.ended[1] if self.tls.ended else "the connection is still open"
+        if self.tls.ended:
+            return self.tls.ended[1]
+        return "no alert ended the association" if self.case.datagram else "the connection is still open"
 
     def close(self) -> None:
         self.tls.close()
         self.relay.close()
+        if self.peer is not None:
+            return  # the tester's port stays open for the client IUT's next association
         with contextlib.suppress(Exception):  # the IUT may have closed it already
             self.case.agent.close(self.conn)
 
@@ -224,7 +259,7 @@ class PerVersion:
     def record(self, tolerance: str | None = None) -> None:
         order = {"fail": 0, "inconclusive": 1, "pass": 2, "not-applicable": 3}
         findings = sorted(self.findings, key=lambda f: (order[f.outcome], f.version))
-        text = "; ".join(f"TLS {f.version}: {f.message}" for f in findings) or "no TLS version was tried"
+        text = "; ".join(f"{label(f.version)}: {f.message}" for f in findings) or "no TLS version was tried"
         measured = {f"tls{f.version}": {"outcome": f.outcome, **f.measured} for f in self.findings}
         outcomes = {f.outcome for f in self.findings}
         if "fail" in outcomes:
@@ -241,6 +276,8 @@ class TlsCase:
     def __init__(self, world: CaseWorld) -> None:
         self.world = world
         self.agent: TcpTester | None = None
+        self.datagram = world.protocol == "dtls"
+        self.udp_conn: str | None = None  # DTLS with a client IUT: the tester's UDP socket on TESTER_PORT
         self.sessions: list[Session] = []  # open
         self.history: list[Session] = []  # every session of the case, for its tls.txt
 
@@ -261,10 +298,12 @@ class TlsCase:
         if world.external:
             self.port = world.iut_port
             return self
-        if world.role == "client":
+        if world.role == "client" and self.datagram:
+            self.udp_conn = self.agent.udp_open(host=world.net.any_address, port=TESTER_PORT, record=RECORD_ALL)
+        elif world.role == "client":
             self.agent.listen(TESTER_PORT, host=world.net.any_address)
         world.iut.start()
-        world.iut.wait_ready(probe=lambda: self.agent.find(lambda e: e.ev == "accepted"))
+        world.iut.wait_ready(probe=lambda: self.agent.find(lambda e: e.ev in ("accepted", "datagram")))
         self.port = world.iut.port
         return self
 
@@ -275,18 +314,20 @@ class TlsCase:
 
     @property
     def versions(self) -> list[str]:
-        """The TLS versions the manifest says the IUT speaks, of those the tester speaks (1.2, 1.3)."""
+        """The TLS versions the manifest says the IUT speaks, of those the tester speaks (1.2, 1.3); DTLS 1.2."""
+        if self.datagram:
+            return [dtlsmod.VERSION]
         spec = self.world.manifest.role("tls", self.world.role) if "tls" in self.world.manifest.protocols else None
         listed = spec.option("versions") if spec is not None else list(VERSIONS)
         return [v for v in VERSIONS if v in listed]
 
     def claims(self, feature: str) -> bool:
-        section = self.world.manifest.protocols.get("tls")
+        section = self.world.manifest.protocols.get(self.world.protocol)
         return section is not None and feature in section.features
 
     @property
     def trigger(self) -> str:
-        spec = self.world.manifest.role("tls", self.world.role)
+        spec = self.world.manifest.role(self.world.protocol, self.world.role)
         return spec.option("request-trigger") if spec is not None else ""
 
     def session(self, version: str, mode: int | None = PEER_ALLOWED_TO_SEND) -> Session | None:
@@ -297,7 +338,14 @@ class TlsCase:
         """
         self.close_all()
         conn = None
-        if self.client:
+        if self.client and self.datagram:  # a datagram from an address and port no session has had
+            taken = {s.peer for s in self.history}
+            found = self.agent.maybe(lambda e: e.ev == "datagram" and e.conn == self.udp_conn
+                                     and tuple(e.data.get("peer") or ())[:2] not in taken, RECONNECT_WAIT)
+            if found is None:
+                return None
+            conn = tuple(found.data["peer"][:2])
+        elif self.client:
             taken = {s.conn for s in self.history}
             found = self.agent.maybe(lambda e: e.ev == "accepted" and e.conn not in taken, RECONNECT_WAIT)
             if found is None:
@@ -348,12 +396,23 @@ class TlsCase:
             return True, "a fresh handshake afterwards succeeded"
         return False, f"a fresh handshake afterwards failed: {session.handshake.describe()}"
 
+    def revive(self) -> bool:
+        """Restart a server IUT that stopped serving, so the next probe of the case meets a fresh one (the
+        timeline marks it); False for a client IUT or one the suite does not run."""
+        if self.world.external or self.client:
+            return False
+        self.close_all()
+        self.world.mark(time.time(), "IUT restarted: it stopped serving")
+        self.world.iut.container.c.restart(timeout=1)
+        self.world.iut.wait_ready()
+        return True
+
     def close_all(self) -> None:
         while self.sessions:
             self.sessions.pop().close()
 
     def log(self) -> str:
-        return "\n".join(f"session {i + 1} (TLS {s.version}, heartbeat mode {s.mode}):\n{s.tls.log()}"
+        return "\n".join(f"session {i + 1} ({label(s.version)}, heartbeat mode {s.mode}):\n{s.tls.log()}"
                          for i, s in enumerate(self.history))
 
     def evidence(self):

@@ -1,0 +1,118 @@
+"""The DTLS tester (fixtures/testers/dtls.py) between two of its own endpoints in this process, over a datagram
+socket pair: GnuTLS's handshake through the tester's callbacks, the keys it hands over, and the tester's own
+AES-GCM record layer.
+
+``gnutls_record_get_state`` and the record layout are the two things a GnuTLS upgrade could move; a
+handshake whose keys the other side cannot open, or a Hello patch that misses its octet, fails here.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+import trustme
+
+from fixtures.testers.dtls import DtlsTester, clear_record, hello_mode, set_hello_mode
+from fixtures.testers.tls import (
+    ALERT,
+    APPLICATION_DATA,
+    HEARTBEAT,
+    INVALID_MODE,
+    PEER_ALLOWED_TO_SEND,
+    PEER_NOT_ALLOWED_TO_SEND,
+    REQUEST,
+    RESPONSE,
+)
+
+
+@pytest.fixture(scope="module")
+def credentials() -> tuple[str, str]:
+    cert = trustme.CA().issue_cert("tester")
+    return cert.cert_chain_pems[0].bytes().decode(), cert.private_key_pem.bytes().decode()
+
+
+def pair(credentials, client_mode, server_mode=PEER_ALLOWED_TO_SEND, timeout=5.0):
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client, server = DtlsTester(a, timeout=timeout), DtlsTester(b, timeout=timeout)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("server", server.handshake(mode=server_mode, server=credentials)))
+    thread.start()
+    got = client.handshake(mode=client_mode)
+    thread.join(timeout + 5)
+    return client, server, got, done["server"]
+
+
+@pytest.mark.parametrize("mode", [PEER_ALLOWED_TO_SEND, PEER_NOT_ALLOWED_TO_SEND])
+def test_each_side_reads_the_mode_the_other_s_hello_carries(credentials, mode):
+    client, server, got, served = pair(credentials, mode)
+    try:
+        assert got.ok and served.ok, (got.describe(), served.describe())
+        assert served.peer_modes == [mode]
+        assert got.peer_modes == [PEER_ALLOWED_TO_SEND]
+        assert "DTLS 1.2 handshake completed" in got.describe()
+    finally:
+        client.close()
+        server.close()
+
+
+def test_records_sealed_by_one_side_open_on_the_other_with_exact_bodies(credentials):
+    client, server, got, served = pair(credentials, PEER_ALLOWED_TO_SEND)
+    try:
+        client.start_reading()
+        server.start_reading()
+        server.auto_answer = True
+        sent = client.send_heartbeat(REQUEST, b"payload", padding=40)
+        answered = client.wait_for(lambda: client.heartbeats(RESPONSE), 3, "the Response")
+        assert answered and answered[0][1].payload == b"payload"
+        request = server.heartbeats(REQUEST)[0][1]
+        assert (request.declared, len(request.padding), request.size) == (7, 40, 3 + 7 + 40)
+        overlong = client.send(HEARTBEAT, bytes([REQUEST]) + (2**14).to_bytes(2, "big") + b"x" * 20)
+        server.wait_for(lambda: len(server.heartbeats(REQUEST)) == 2, 3, "the over-long Request")
+        assert not server.heartbeats(REQUEST)[1][1].complete  # read as sent, not refused by a library
+        client.send(APPLICATION_DATA, b"hello")
+        assert server.wait_for(lambda: [r for r in server.received() if r.content_type == APPLICATION_DATA], 3, "data")
+        assert sent.t <= overlong.t and not client.undecryptable and not server.undecryptable
+    finally:
+        client.close()
+        server.close()
+
+
+def test_a_record_in_an_older_epoch_arrives_in_clear_and_close_notify_ends_the_association(credentials):
+    client, server, *_ = pair(credentials, PEER_ALLOWED_TO_SEND)
+    try:
+        server.start_reading()
+        client.send_clear(HEARTBEAT, bytes([REQUEST, 0, 3]) + b"old" + bytes(16))
+        old = server.wait_for(lambda: server.heartbeats(REQUEST), 3, "the epoch-0 Request")
+        assert old and old[0][1].payload == b"old"
+        client.close()  # sends close_notify first
+        assert server.wait_for(lambda: server.ended, 3, "the end") is not None
+        assert "close_notify" in server.ended[1]
+        assert [r.alert for r in server.received() if r.content_type == ALERT] == [(1, 0)]
+    finally:
+        server.close()
+
+
+def test_the_invalid_mode_is_written_into_the_hello_and_refused(credentials):
+    client, server, got, served = pair(credentials, INVALID_MODE, timeout=3.0)
+    try:
+        assert not served.ok and served.peer_modes == [INVALID_MODE]
+        assert not got.ok
+        assert got.alert == "illegal_parameter" or got.error, got.describe()
+    finally:
+        client.close()
+        server.close()
+
+
+def test_the_hello_patch_touches_only_the_mode_octet():
+    # A minimal DTLS ClientHello record: version, random, empty session id and cookie, one suite, null
+    # compression, and the heartbeat extension with mode 1.
+    hello = (b"\xfe\xfd" + bytes(32) + b"\x00" + b"\x00" + b"\x00\x02\xc0\x2b" + b"\x01\x00"
+             + b"\x00\x05" + b"\x00\x0f\x00\x01\x01")
+    message = bytes([1]) + len(hello).to_bytes(3, "big") + b"\x00\x00" + b"\x00\x00\x00" + len(hello).to_bytes(3, "big") + hello
+    datagram = clear_record(22, message, epoch=0, sequence=0)
+    assert hello_mode(datagram) == (1, 1)
+    patched = set_hello_mode(datagram, INVALID_MODE)
+    assert hello_mode(patched) == (1, INVALID_MODE)
+    assert sum(x != y for x, y in zip(datagram, patched, strict=True)) == 1
+    assert set_hello_mode(clear_record(23, b"data", 1, 5), 3) == clear_record(23, b"data", 1, 5)
