@@ -14,7 +14,7 @@ import pytest
 import trustme
 
 from fixtures.testers.dtls import DtlsTester, clear_record, hello_mode, set_hello_mode
-from fixtures.testers.tls import (
+from fixtures.testers.heartbeat import (
     ALERT,
     APPLICATION_DATA,
     HEARTBEAT,

@@ -1,4 +1,4 @@
-"""A peer folder's wheels.txt: PyPI packages fetched on the host for an image build (fixtures/engine.py)."""
+"""A peer folder's wheels.txt and project-files.txt: what an image build takes from PyPI and from this project (fixtures/engine.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -48,3 +48,23 @@ def test_a_failed_download_says_what_to_check(tmp_path, monkeypatch):
         engine.fetch_wheels(tmp_path)
     assert "could not be downloaded" in str(err.value) and "No matching distribution" in str(err.value)
     assert "PyPI" in err.value.todo
+
+
+def test_project_files_are_copied_in_and_their_bytes_make_the_tag(tmp_path, monkeypatch):
+    root = tmp_path / "project"
+    (root / "fixtures").mkdir(parents=True)
+    (root / "fixtures" / "tool.py").write_text("VERSION = 1\n")
+    monkeypatch.setattr(engine, "ROOT", root)
+    folder = tmp_path / "peer"
+    folder.mkdir()
+    (folder / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    (folder / "project-files.txt").write_text("# the tester's code\nfixtures/tool.py\n")
+    before = engine.folder_digest(folder)
+    engine.copy_project_files(folder)
+    assert (folder / ".project" / "fixtures" / "tool.py").read_text() == "VERSION = 1\n"
+    assert engine.folder_digest(folder) == before  # the copy is not hashed twice
+    (root / "fixtures" / "tool.py").write_text("VERSION = 2\n")
+    assert engine.folder_digest(folder) != before  # a change to the project file is a new image
+    (folder / "project-files.txt").write_text("../outside.py\n")
+    with pytest.raises(ImageBuildError, match="no file of this project"):
+        engine.project_files(folder)

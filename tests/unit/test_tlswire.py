@@ -5,7 +5,8 @@ import dpkt
 
 from fixtures.protocols.tls import IN_HANDSHAKE, PROTOCOL, UNSOLICITED
 from fixtures.timeline import Segment
-from fixtures.tlswire import hello_heartbeat_mode, tls_records
+from fixtures.tlshello import hello_heartbeat_mode
+from fixtures.tlswire import tls_records
 
 IUT, TESTER = "10.0.0.2", "10.0.0.3"
 ACK, PSH, SYN = dpkt.tcp.TH_ACK, dpkt.tcp.TH_PUSH, dpkt.tcp.TH_SYN

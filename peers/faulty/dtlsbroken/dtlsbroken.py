@@ -1,0 +1,122 @@
+"""A DTLS 1.2 heartbeat server on the suite's own DTLS tester, conformant unless a flag plants a defect.
+
+    dtlsbroken.py PORT CERT KEY [--trigger TEXT] [--flag ...]
+
+The handshake is GnuTLS's (through the tester's ctypes calls), the records after it the tester's own, so
+this program decides every heartbeat itself. One association at a time, as gnutls-serv --udp serves them:
+the first datagram of a new client picks the peer, a close_notify or fatal alert (or the give-up) ends it.
+
+Conformant behaviour: Requests in the current epoch are answered with an exact copy and 16 random octets
+of padding; records of an older epoch are discarded; the trigger makes it send a HeartbeatRequest, which
+is retransmitted 1, 2 and 4 s later (the DTLS timer, doubling) until the right Response comes, and after
+four unanswered transmissions the association is ended with a fatal alert. Other application data is
+echoed back.
+
+  --no-retransmit   send a triggered Request once and never again
+  --never-give-up   retransmit an unanswered Request every second for ever, never ending the association
+  --old-epoch       answer HeartbeatRequests that come in an older epoch (in clear, epoch 0)
+"""
+import argparse
+import socket
+import sys
+import threading
+import time
+
+from fixtures.testers.dtls import DtlsTester
+from fixtures.testers.heartbeat import ALERT, APPLICATION_DATA, HEARTBEAT, REQUEST, RESPONSE, heartbeat
+
+TRIES = 4
+INTERNAL_ERROR = 80
+
+
+def log(text):
+    print(f"{time.monotonic():.3f} {text}", flush=True)
+
+
+def next_peer(port):
+    """A UDP socket on ``port`` connected to the next client that sends a datagram (which stays queued)."""
+    sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind(("::", port))
+    _, peer = sock.recvfrom(1, socket.MSG_PEEK)
+    sock.connect(peer[:2])
+    return sock, peer
+
+
+def ping(dtls, args, done):
+    """One triggered HeartbeatRequest, retransmitted by the flags' rules until answered or given up."""
+    payload = b"dtlsbroken " + str(time.monotonic()).encode()
+    wait, sent = 1.0, 0
+    while not done.is_set():
+        dtls.send_heartbeat(REQUEST, payload)
+        sent += 1
+        log(f"HeartbeatRequest sent ({sent})")
+        if args.no_retransmit:
+            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline and not done.is_set():
+            if any(hb.payload == payload for _, hb in dtls.heartbeats(RESPONSE)):
+                log("HeartbeatResponse received")
+                return
+            time.sleep(0.01)
+        if not args.never_give_up:
+            if sent >= TRIES:
+                log(f"{sent} transmissions unanswered: ending the association")
+                dtls.send(ALERT, bytes([2, INTERNAL_ERROR]))
+                dtls.ended = (time.time(), "gave the association up")
+                done.set()
+                return
+            wait *= 2
+
+
+def serve(sock, args, cert, key):
+    dtls = DtlsTester(sock, timeout=10)
+    got = dtls.handshake(server=(cert, key))
+    log(got.describe())
+    if not got.ok:
+        return
+    dtls.start_reading()
+    done = threading.Event()
+    seen = 0
+    while not done.is_set() and dtls.ended is None:
+        records = dtls.received()
+        for record in records[seen:]:
+            if record.content_type == HEARTBEAT and (hb := record.heartbeat) is not None and hb.kind == REQUEST:
+                old = id(record) in dtls.clear_records
+                if hb.complete and (not old or args.old_epoch):
+                    dtls.send(HEARTBEAT, heartbeat(RESPONSE, hb.payload))
+                    log("answered a HeartbeatRequest" + (" from an older epoch" if old else ""))
+            elif record.content_type == APPLICATION_DATA:
+                if args.trigger and record.body == args.trigger.encode():
+                    threading.Thread(target=ping, args=(dtls, args, done), daemon=True).start()
+                else:
+                    dtls.send(APPLICATION_DATA, record.body)
+        seen = len(records)
+        time.sleep(0.01)
+    log(f"association over: {dtls.ended[1] if dtls.ended else 'given up'}")
+    dtls.close()
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("cert")
+    parser.add_argument("key")
+    parser.add_argument("--trigger", default="")
+    parser.add_argument("--no-retransmit", action="store_true")
+    parser.add_argument("--never-give-up", action="store_true")
+    parser.add_argument("--old-epoch", action="store_true")
+    args = parser.parse_args()
+    args.trigger = args.trigger.encode().decode("unicode_escape")
+    cert, key = open(args.cert).read(), open(args.key).read()
+    log(f"listening on UDP port {args.port}")
+    while True:
+        sock, peer = next_peer(args.port)
+        log(f"association with {peer[0]} port {peer[1]}")
+        serve(sock, args, cert, key)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
