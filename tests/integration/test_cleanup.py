@@ -37,8 +37,13 @@ def test_a_killed_runs_leftovers_are_reaped():
 
 def test_an_interrupted_run_leaves_nothing(tmp_path):
     run_id = "interrupted-run"
+    # An IUT that never becomes ready keeps its case (and its containers) up for a minute, so the interrupt
+    # surely lands inside the case, however slowly a loaded engine starts it.
+    peer = tmp_path / "peer.toml"
+    peer.write_text(f'name = "slow"\n[image]\nbuild = "{ROOT / "peers" / "socat"}"\n[tcp.server]\nport = 7000\n'
+                    'ready-timeout = 60\nready = "log:never said"\ncommand = "sleep infinity"\n')
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "conformance", "--iut", "socat", "-k", "off_by_default and server",
+        [sys.executable, "-m", "pytest", "conformance", "--iut", str(peer), "-k", "off_by_default and server",
          "--report-dir", str(tmp_path), "--run-id", run_id, "-p", "no:cacheprovider", "-q"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
