@@ -16,12 +16,14 @@ HOSTILE = [p for p in faulty_peers() if load_manifest(p).description.startswith(
 # One case of each kind, per protocol: frame rules (whole Ping; oversized Ping; Ping between fragments) and
 # keepalive timing for WebSocket; probes switched on, traffic postponing them and the probe count for TCP; the
 # echo of each datagram size and the echo after a lost datagram or answer for UDP echo; for TLS, the handshake
-# with and without the extension, with each heartbeat mode (an invalid one included) and the exchange of Requests.
+# with and without the extension, with each heartbeat mode (an invalid one included) and the exchange of Requests;
+# the same for DTLS.
 CASES = {
     "websocket": "same_data or 126_octets or between_fragments or pinged_at_the_interval",
     "tcp": "switched_on_per_connection or traffic_postpones or max_probes_then_drop",
     "udp-echo": "echoed_with_its_data or lost",
     "tls": "exact_copy or only_where_negotiated or heartbeat_modes",
+    "dtls": "exact_copy or only_where_negotiated or heartbeat_modes",
 }
 CLEAR = {"pass", "fail", "warn", "info", "inconclusive", "not-applicable"}
 # A case's deadline covers its own run; its teardown (evidence, containers) comes on top.
