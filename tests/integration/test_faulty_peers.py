@@ -12,7 +12,8 @@ PAIRS = [(path, req_id) for path in faulty_peers() for req_id in load_manifest(p
 
 @pytest.mark.parametrize(("peer", "requirement"), PAIRS, ids=[f"{p.parent.name}-{r}" for p, r in PAIRS])
 def test_faulty_peer_is_failed_on_its_requirement(run_suite, peer, requirement):
-    result, report = run_suite("--iut", str(peer), "--requirement", requirement)
+    # The first case that fails the rule is the proof: the run stops there.
+    result, report = run_suite("--iut", str(peer), "--requirement", requirement, "--stop-at-failure-of", requirement)
     assert report is not None, result.stdout.str()[-2000:]
     expected = catalogue()[requirement].failing_outcome.value
     outcomes = [v["outcome"] for v in verdicts_of(report) if v["requirement"] == requirement]
