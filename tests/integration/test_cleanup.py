@@ -5,6 +5,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import docker.errors
 import pytest
@@ -50,8 +51,14 @@ def test_an_interrupted_run_leaves_nothing(tmp_path):
     try:
         # Interrupt once the case is under way: its containers exist.
         wait_until(lambda: len(engine.client().containers.list(filters={"label": f"{engine.LABEL_RUN}={run_id}"})) >= 3, 60)
+        interrupted = time.monotonic()
         os.kill(proc.pid, signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        try:
+            out, _ = proc.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            pytest.fail(f"the run had not ended {time.monotonic() - interrupted:.0f} s after its interrupt:\n{out[-3000:]}")
     finally:
         if proc.poll() is None:
             proc.kill()

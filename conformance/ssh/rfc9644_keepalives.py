@@ -1,0 +1,132 @@
+"""SSH keepalives by the RFC 9644 knobs: a server IUT with ``max-wait`` and ``max-attempts`` set (OpenSSH's
+ClientAliveInterval and ClientAliveCountMax, Dropbear's -K) tests a quiet client and drops a dead one.
+
+The tester logs in and waits until the connection is idle (every octet acknowledged both ways). Then the
+client dies in one of three ways: silent (nothing at all leaves the tester, its kernel still
+acknowledges), frozen (the tester's process is stopped by the cgroup freezer; its kernel still
+acknowledges) or blackholed (every segment between the two is dropped). The idle clock starts at the
+tester's last packet in the capture; the IUT's packets after it are its keepalives (their content is
+encrypted, their times and sizes are not); the drop is its FIN, RST or DISCONNECT, or on a blackholed path
+its socket leaving ESTABLISHED in its own namespace. A live client (idle, answering every keepalive) must
+be kept.
+"""
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conformance.ssh.conftest import SshCase, last_packet_from_tester, settled
+from fixtures import faults as process_faults
+from fixtures.testers.ssh import GLOBAL_REQUEST
+
+pytestmark = pytest.mark.protocol("ssh")
+
+KNOBS = {"max-wait": 2, "max-attempts": 2}
+PROBE_FRACTION, PROBE_FIXED = 0.10, 0.5  # each keepalive within 10 % + 0.5 s of max-wait
+DROP_FRACTION, DROP_FIXED = 0.10, 1.0  # the drop within 10 % + 1 s of its bounds
+WATCH_FACTOR = 3  # the drop is watched for up to this many times its upper bound
+BURST = 0.1  # packets from the IUT less than this many seconds apart are one keepalive
+DEAD_PEERS = {
+    "silent": "nothing leaves the tester any more (its kernel still acknowledges)",
+    "frozen": "the tester's process is frozen (cgroup freezer; its kernel still acknowledges)",
+    "blackholed": "every segment between the IUT and the tester is dropped",
+}
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("RFC9644-keepalives-max-wait", "RFC9644-keepalives-max-attempts")
+@pytest.mark.parametrize("how", DEAD_PEERS, ids=DEAD_PEERS)
+def test_a_dead_client_is_probed_then_dropped(ssh: SshCase, verdict, how):
+    """Keepalives every max-wait seconds of silence; the session dropped after about max-wait x max-attempts."""
+    wait, attempts = KNOBS["max-wait"], KNOBS["max-attempts"]
+    ssh.start(knobs=KNOBS)
+    session = ssh.session()
+    if not settled(ssh):
+        verdict.inconclusive_rest("the connection never went quiet after the login, so the idle clock has no start")
+    pod = ssh.world.tester_pod
+    before = time.time()
+    if how == "silent":
+        session.relay.mute()
+    elif how == "frozen":
+        ssh.world.cleanups.insert(0, lambda: process_faults.thaw(pod))
+        process_faults.freeze(pod)
+    else:
+        ssh.watch_socket()
+        ssh.world.faults.blackhole("both")
+    ssh.world.mark(time.time(), f"tester {how}")
+    last = last_packet_from_tester(session, before)
+    if last is None:
+        verdict.inconclusive_rest("the capture shows no packet from the tester, so the idle clock has no start")
+    low, high = wait * attempts, wait * (attempts + 1)
+    slack_high = high * DROP_FRACTION + DROP_FIXED
+    # Watched for three times the upper bound, so a late drop is measured, not only failed.
+    ending = ssh.wait_ending(session, max(last + WATCH_FACTOR * high - time.time(), 0) + 1, after=before)
+    # The connection was quiet when the tester died: what the IUT sends from then on is its keepalives. One
+    # keepalive may be a burst of packets (asyncssh puts an SSH_MSG_IGNORE before each): a burst counts once.
+    sent = [p.t for p in session.packets() if p.src == ssh.world.iut_address and p.t > before
+            and (ending is None or p.t <= ending.t)]
+    probes = [t for i, t in enumerate(sent) if i == 0 or t - sent[i - 1] > BURST]
+    gaps = [round(b - a, 3) for a, b in zip([last, *probes], probes, strict=False)]
+    slack_probe = wait * PROBE_FRACTION + PROBE_FIXED
+    probe_tolerance = f"each keepalive max-wait = {wait} s (+/- {slack_probe:.1f} s: 10 % + 0.5 s) after the packet before"
+    if how == "blackholed":
+        verdict.not_applicable_for("RFC9644-keepalives-max-wait",
+                                   "on a blackholed path the first keepalive is never acknowledged, and TCP holds the "
+                                   "next ones behind it: their times are TCP's, not the keepalive's (see silent, frozen)")
+    elif not probes:
+        verdict.check("RFC9644-keepalives-max-wait", False,
+                      f"no keepalive in {(ending.t if ending else time.time()) - last:.1f} s of silence from the tester",
+                      measured={"probes": 0}, tolerance=probe_tolerance)
+    else:
+        off = [g for g in gaps if abs(g - wait) > slack_probe]
+        verdict.check("RFC9644-keepalives-max-wait", not off,
+                      f"{len(probes)} keepalive(s), {', '.join(f'{g:.2f}' for g in gaps)} s after the packet before "
+                      f"(max-wait {wait} s)", measured={"probes": len(probes), "gaps_s": gaps}, tolerance=probe_tolerance)
+    drop_tolerance = (f"no sooner than max-wait x max-attempts = {low} s and no later than max-wait x (max-attempts + 1) = "
+                      f"{high} s after the tester's last packet, each +/- 10 % + 1 s, and (silent, frozen) after at "
+                      f"least max-attempts = {attempts} keepalives")
+    after_s = round(ending.t - last, 3) if ending else None
+    text = (f"dropped {after_s:.2f} s after the tester's last packet ({ending.describe()}), after {len(probes)} keepalive(s)"
+            if ending else
+            f"not dropped within {WATCH_FACTOR * high:g} s of the tester's last packet ({len(probes)} keepalive(s))")
+    if not ssh.honours("max-attempts"):
+        verdict.not_applicable_for("RFC9644-keepalives-max-attempts",
+                                   f"{ssh.world.manifest.name}'s keepalive command takes no {{max-attempts}}: its own count "
+                                   f"applies ({text})")
+        return
+    in_time = ending is not None and low - (low * DROP_FRACTION + DROP_FIXED) <= after_s <= high + slack_high
+    # On a blackholed path TCP holds keepalives back, so only the silent and frozen cases count them.
+    too_few = how != "blackholed" and ending is not None and len(probes) < attempts
+    ok = in_time and not too_few
+    if ending is not None and not in_time:
+        text += (": too early, before max-attempts keepalives could go unanswered" if after_s < low else
+                 f": later than max-wait x (max-attempts + 1) = {high} s")
+    elif too_few:
+        text += f": it gave up after {len(probes)} unanswered keepalive(s), max-attempts is {attempts}"
+    verdict.check("RFC9644-keepalives-max-attempts", ok, text,
+                  measured={"dropped_after_s": after_s, "keepalives": len(probes), "how": how}, tolerance=drop_tolerance)
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("SSHKA-live-peer")
+def test_a_live_client_is_kept(ssh: SshCase, verdict):
+    """Idle but answering (asyncssh refuses each keepalive request, which is an answer): the session stays."""
+    wait, attempts = KNOBS["max-wait"], KNOBS["max-attempts"]
+    ssh.start(knobs=KNOBS)
+    session = ssh.session()
+    began = time.time()
+    watch = wait * (attempts + 2)
+    ending = ssh.wait_ending(session, watch, after=began)
+    asked = session.ssh.received(began, (GLOBAL_REQUEST,))
+    names = sorted({m.name for m in asked})
+    if ending is not None:
+        verdict.check("SSHKA-live-peer", False, f"the IUT dropped an answering client after {ending.t - began:.1f} s "
+                                                f"({ending.describe()}), after {len(asked)} keepalive(s)")
+    elif not asked:
+        verdict.inconclusive("SSHKA-live-peer", f"no keepalive came in {watch} s, so nothing was answered")
+    else:
+        verdict.check("SSHKA-live-peer", session.ssh.alive,
+                      f"{len(asked)} keepalive(s) ({', '.join(names)}), each answered; the session stayed up for {watch} s",
+                      measured={"keepalives": len(asked), "names": names},
+                      tolerance=f"kept for max-wait x (max-attempts + 2) = {watch} s")

@@ -1,0 +1,152 @@
+"""An SSH server on asyncssh, conformant unless a flag plants a defect.
+
+    sshpeer.py PORT HOST_KEY AUTHORIZED_KEYS [--max-wait S --max-attempts N] [--flag ...]
+
+Logins are by public key only (the keys in AUTHORIZED_KEYS, any user name); a session may ask for a shell
+or a command, which does nothing and stays open; remote port forwarding (tcpip-forward) is allowed.
+Unknown global and channel requests are refused as RFC 4254 says (asyncssh's own handling). With
+--max-wait, asyncssh's keepalive sends keepalive@openssh.com after max-wait seconds and drops the client
+after --max-attempts unanswered ones (keepalive_interval and keepalive_count_max).
+
+The defects (for the suite's faulty peers; each patches asyncssh's request handling in this process only):
+  --no-reply            never answer a global request, whatever its want-reply
+  --disconnect-unknown  disconnect on a global request it does not know (keepalive@openssh.com among them)
+  --success-unknown     answer an unknown global request with REQUEST_SUCCESS
+  --reply-unwanted      answer global requests without want-reply too
+  --out-of-order        answer a tcpip-forward only after the request that follows it
+  --channel-success     answer an unknown channel request with CHANNEL_SUCCESS
+  --channel-reply-unwanted  answer channel requests without want-reply too
+  --keepalive-ignored   take the keepalive knobs and never send a keepalive
+  --early-give-up       drop the client one unanswered keepalive early
+  --drops-live          drop every client 2 x max-wait after login, answered keepalives or not
+"""
+import argparse
+import asyncio
+import sys
+import time
+
+import asyncssh
+from asyncssh import channel as _channel
+from asyncssh import connection as _connection
+from asyncssh.constants import MSG_REQUEST_SUCCESS
+
+ARGS = None
+
+
+def log(text):
+    print(f"{time.monotonic():.3f} {text}", flush=True)
+
+
+def plant_defects(args):
+    """Patch asyncssh's reply logic for the flags given (class-level: this process only)."""
+    conn_cls = _connection.SSHConnection
+    original_report = conn_cls._report_global_response
+    held = {}
+
+    def report_global(self, result):
+        request_handler, packet, want_reply = self._global_request_queue[0]
+        known = callable(request_handler)
+        if args.no_reply or (args.disconnect_unknown and not known):
+            self._global_request_queue.pop(0)
+            if args.disconnect_unknown and not known:
+                log("disconnecting on an unknown global request")
+                self.disconnect(asyncssh.DISC_BY_APPLICATION, "unknown global request")
+                return
+            if self._global_request_queue:
+                self._service_next_global_request()
+            return
+        if args.success_unknown and not known and not result:
+            result = True
+        if args.reply_unwanted and not want_reply:
+            self._global_request_queue[0] = (request_handler, packet, True)
+        if args.out_of_order:
+            forward = "tcpip_forward" in getattr(request_handler, "__name__", "")
+            if forward and result and held.get(self) is None:  # a granted tcpip-forward: its reply waits
+                self._global_request_queue.pop(0)
+                held[self] = result
+                if self._global_request_queue:
+                    self._service_next_global_request()
+                return
+            original_report(self, result)
+            if held.get(self) is not None:
+                granted = held.pop(self)
+                self.send_packet(MSG_REQUEST_SUCCESS, b"" if granted is True else granted)
+            return
+        original_report(self, result)
+
+    conn_cls._report_global_response = report_global
+
+    original_channel_report = _channel.SSHChannel._report_response
+
+    def report_channel(self, result):
+        request, packet, want_reply = self._request_queue[0]
+        standard = request in {"shell", "exec", "subsystem", "pty-req", "env", "window-change", "signal", "break"}
+        if args.channel_success and not standard:
+            result = True
+        if args.channel_reply_unwanted and not want_reply:
+            self._request_queue[0] = (request, packet, True)
+        original_channel_report(self, result)
+
+    _channel.SSHChannel._report_response = report_channel
+
+
+class Session(asyncssh.SSHServerSession):
+    def shell_requested(self):
+        return True
+
+    def exec_requested(self, command):
+        return True
+
+
+class Server(asyncssh.SSHServer):
+    def connection_made(self, conn):
+        self.conn = conn
+        peer = conn.get_extra_info("peername")
+        log(f"connection from {peer[0]} port {peer[1]}")
+        if ARGS.drops_live and ARGS.max_wait:
+            asyncio.get_event_loop().call_later(2 * ARGS.max_wait, self._drop)
+
+    def _drop(self):
+        log("dropping the client (planted defect)")
+        self.conn.close()
+
+    def connection_lost(self, exc):
+        log(f"connection closed: {exc or 'by the client'}")
+
+    def session_requested(self):
+        return Session()
+
+    def server_requested(self, listen_host, listen_port):
+        return True  # remote port forwarding allowed, as OpenSSH and Dropbear allow it by default
+
+
+async def serve(args):
+    keepalive = {}
+    if args.max_wait and not args.keepalive_ignored:
+        attempts = args.max_attempts - 1 if args.early_give_up else args.max_attempts
+        keepalive = {"keepalive_interval": args.max_wait, "keepalive_count_max": max(attempts, 1)}
+    await asyncssh.listen(
+        "", args.port, server_host_keys=[args.host_key], authorized_client_keys=args.authorized_keys,
+        server_factory=Server, reuse_address=True, **keepalive)
+    log(f"listening on port {args.port}" + (f"; keepalives {keepalive}" if keepalive else ""))
+    await asyncio.Event().wait()
+
+
+def main():
+    global ARGS
+    parser = argparse.ArgumentParser()
+    parser.add_argument("port", type=int)
+    parser.add_argument("host_key")
+    parser.add_argument("authorized_keys")
+    parser.add_argument("--max-wait", type=float)
+    parser.add_argument("--max-attempts", type=int, default=3)
+    for flag in ("no-reply", "disconnect-unknown", "success-unknown", "reply-unwanted", "out-of-order",
+                 "channel-success", "channel-reply-unwanted", "keepalive-ignored", "early-give-up", "drops-live"):
+        parser.add_argument(f"--{flag}", action="store_true")
+    ARGS = parser.parse_args()
+    plant_defects(ARGS)
+    asyncio.run(serve(ARGS))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""The SSH tester (fixtures/testers/ssh.py) against an asyncssh server in this process, on loopback.
+
+Its requests and its message log use asyncssh internals (``_make_global_request``, ``_send_global_request``,
+a channel's ``_make_request`` and ``_send_request``, the per-object packet log hooks); these tests exercise
+each, so an asyncssh upgrade that moves one fails here, loudly, before any case misreads an IUT.
+"""
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+
+import asyncssh
+import pytest
+
+from fixtures.testers.ssh import CHANNEL_REQUEST, GLOBAL_REQUEST, REQUEST_FAILURE, REQUEST_SUCCESS, SshTester, tcpip_forward
+from fixtures.waiting import wait_until
+
+
+class Server(asyncssh.SSHServer):
+    def begin_auth(self, username: str) -> bool:
+        return True
+
+    def session_requested(self):
+        return Session()
+
+
+class Session(asyncssh.SSHServerSession):
+    def shell_requested(self) -> bool:  # the tester's session asks for a shell, as an interactive client does
+        return True
+
+
+@pytest.fixture(scope="module")
+def server():
+    """An asyncssh server on 127.0.0.1 that trusts one user key; (port, user key PEM)."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    user_key = asyncssh.generate_private_key("ssh-ed25519")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def start():
+        return await asyncssh.listen("127.0.0.1", 0, server_host_keys=[host_key], server_factory=Server,
+                                     authorized_client_keys=asyncssh.import_authorized_keys(
+                                         user_key.export_public_key().decode()))
+
+    listener = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+    yield listener.get_port(), user_key.export_private_key()
+    loop.call_soon_threadsafe(listener.close)
+    loop.call_soon_threadsafe(loop.stop)
+
+
+def connected(server) -> SshTester:
+    port, key = server
+    tester = SshTester(socket.create_connection(("127.0.0.1", port)), timeout=10)
+    assert tester.connect("aliveness", key) is None
+    return tester
+
+
+def test_an_unknown_global_request_gets_failure_and_is_logged_with_its_name(server):
+    tester = connected(server)
+    try:
+        reply = tester.global_request("nonexistent@aliveness.test")
+        assert reply.outcome == "failure" and reply.ms is not None and reply.ms >= 0
+        sent = [m for m in tester.messages if m.direction == "out" and m.kind == GLOBAL_REQUEST]
+        assert [(m.name, m.want_reply) for m in sent] == [("nonexistent@aliveness.test", True)]
+        assert tester.received(kinds=(REQUEST_FAILURE,))
+        quiet = tester.global_request("quiet@aliveness.test", want_reply=False)
+        assert quiet.outcome == "none"
+        wait_until(lambda: "GLOBAL_REQUEST 'quiet@aliveness.test' want-reply=0" in tester.log(), 3)
+    finally:
+        tester.close()
+
+
+def test_a_channel_request_on_a_session_is_answered_and_logged(server):
+    tester = connected(server)
+    try:
+        chan = tester.open_session()
+        reply = tester.channel_request(chan, "nonexistent@aliveness.test")
+        assert reply.outcome == "failure"
+        sent = [m for m in tester.messages if m.direction == "out" and m.kind == CHANNEL_REQUEST]
+        assert [(m.name, m.want_reply) for m in sent] == [("nonexistent@aliveness.test", True)]
+    finally:
+        tester.close()
+
+
+def test_requests_sent_back_to_back_are_all_answered(server):
+    tester = connected(server)
+    try:
+        outcomes = tester.global_requests([("one@aliveness.test", b""), ("tcpip-forward", tcpip_forward()),
+                                           ("two@aliveness.test", b"")])
+        assert outcomes[0] == outcomes[2] == "failure" and outcomes[1] in ("success", "failure")
+        assert len(tester.received(kinds=(REQUEST_FAILURE, REQUEST_SUCCESS))) == 3
+    finally:
+        tester.close()
