@@ -58,7 +58,7 @@ def verdicts_of(report: dict) -> list[dict]:
 SLOW_FIRST = (
     ("test_reference_peers", "keepalive_timing", 0), ("test_reference_peers", "rfc9643", 1),
     ("test_reference_peers", "rfc9293", 2), ("test_faulty_peers", "[udp-", 3), ("test_reference_peers", "rfc6520", 4),
-    ("test_reference_peers", "rfc9645", 4), ("test_faulty_peers", "KEEPALIVE", 5), ("test_faulty_peers", "[ka-", 5),
+    ("test_reference_peers", "rfc9645", 4), ("test_reference_peers", "rfc9644", 4), ("test_faulty_peers", "KEEPALIVE", 5), ("test_faulty_peers", "[ka-", 5),
     ("test_reference_peers", "", 6), ("test_hostile_peers", "", 7), ("test_faulty_peers", "", 8), ("integration", "", 9),
 )
 
