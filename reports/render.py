@@ -484,16 +484,24 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
     for verdict in sorted(verdicts, key=lambda v: order[v.iut]):
         by_requirement[verdict.requirement].append(verdict)
     columns = _columns(report, list(by_requirement))
-    # One matrix per protocol: its requirements, and only the IUTs judged on at least one of them.
+    # One matrix per protocol the cases tested (a requirement judged over TLS and over DTLS gets a column in
+    # each): its requirements, and only the IUTs judged on at least one of them. Cases that name no protocol
+    # go by their requirement's catalogue file.
+    home = {requirement.id: requirement.protocol for requirement, _ in columns}
+    tested: dict[str, dict[str, list[Verdict]]] = defaultdict(lambda: defaultdict(list))
+    for case in report.cases:
+        for verdict in case_verdicts(case):
+            tested[case.protocol or home.get(verdict.requirement, "")][verdict.requirement].append(verdict)
     matrices = []
-    for protocol in dict.fromkeys(requirement.protocol for requirement, _ in columns):
-        own = [(requirement, flag) for requirement, flag in columns if requirement.protocol == protocol]
+    for protocol in sorted(tested, key=lambda p: min(i for i, (r, _) in enumerate(columns) if r.id in tested[p])):
+        judged = tested[protocol]
+        own = [(requirement, flag) for requirement, flag in columns if requirement.id in judged]
         ids = {requirement.id for requirement, _ in own}
         rows = [
-            (info, [_cell(requirement.id, [v for v in by_requirement[requirement.id] if v.iut == info.name],
+            (info, [_cell(requirement.id, [v for v in judged[requirement.id] if v.iut == info.name],
                           requirement.id in expected[info.name]) for requirement, _ in own])
             for info in infos
-            if any(v.iut == info.name for rid in ids for v in by_requirement[rid])
+            if any(v.iut == info.name for rid in ids for v in judged[rid])
         ]
         specs = sorted({requirement.spec for requirement, _ in own if requirement.spec})
         matrices.append({
@@ -502,7 +510,7 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
             "specs": ", ".join(specs),
             "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in own],
             "rows": rows,
-            "not_applicable": sum(v.outcome is Outcome.NOT_APPLICABLE for rid in ids for v in by_requirement[rid]),
+            "not_applicable": sum(v.outcome is Outcome.NOT_APPLICABLE for rid in ids for v in judged[rid]),
         })
     sections = [
         Section(

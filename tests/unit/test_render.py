@@ -295,3 +295,19 @@ def test_endings_table_shows_close_codes_and_bare_tcp_ends_per_role():
     assert columns == ["bad control frame", "dead peer: silent", "dead peer: frozen", "dead peer: crashed"]
     assert rows == [("a", ["\u2013", "c: FIN (1006), s: 1011", "c: FIN (1006)", "c: FIN (1006)"]),
                     ("b", ["s: RST (1006)", "\u2013", "\u2013", "\u2013"])]
+
+
+def test_a_requirement_judged_over_two_protocols_gets_a_matrix_column_in_each(run_dir: Path) -> None:
+    report = build_report()
+    report.cases = [
+        CaseResult(nodeid="conformance/tls/a.py::test_x[p]", title="over TLS", iut="ref-linux", role="server",
+                   requirements=["TCP-1"], duration=1.0, protocol="tls",
+                   verdicts=[Verdict("TCP-1", Outcome.PASS, "held over TLS")]),
+        CaseResult(nodeid="conformance/dtls/a.py::test_x[p]", title="over DTLS", iut="ref-linux", role="server",
+                   requirements=["TCP-1"], duration=1.0, protocol="dtls",
+                   verdicts=[Verdict("TCP-1", Outcome.FAIL, "broken over DTLS")]),
+    ]
+    html = write_reports(report, run_dir)["html"].read_text(encoding="utf-8")
+    tls, dtls = (html.split(f'<h3 id="matrix-{name}"')[1].split("</table>")[0] for name in ("tls", "dtls"))
+    assert "o-pass" in tls and "o-fail" not in tls
+    assert "o-fail" in dtls and "o-pass" not in dtls
