@@ -1,6 +1,6 @@
 """RFC 6520 §3 rules that only DTLS has: an unanswered HeartbeatRequest is retransmitted on the DTLS timer of
-RFC 6347 §4.2.4 and the association is given up after a bounded number of tries; Requests from an older
-epoch are discarded.
+RFC 6347 §4.2.4 and the association is given up after a bounded number of tries; a handshake that starts
+stops that timer; Requests from an older epoch are discarded.
 
 Over UDP every record header is in clear, so the capture in the IUT's namespace times each heartbeat record
 (content type 24) the IUT sends; the tester decrypts them (tls.txt) to tell a retransmission (the same
@@ -16,13 +16,15 @@ from conformance.tls.conftest import ANSWER_BOUND, PerVersion, TlsCase, payload
 from conformance.tls.rfc6520_s3_requests import MIN_TIMER, first_request, start
 from conformance.tls.rfc6520_s4_messages import _judge_discarded
 from fixtures.protocols.dtls import RETRANSMIT_WATCH
-from fixtures.testers.tls import HEARTBEAT, REQUEST, heartbeat
+from fixtures.testers.tls import HANDSHAKE, HEARTBEAT, REQUEST, heartbeat
 
 pytestmark = pytest.mark.protocol("dtls")
 
 RETRANSMIT = "RFC6520-3-dtls-retransmit"
 TERMINATE = "RFC6520-3-dtls-terminate"
 OLD_EPOCH = "RFC6520-3-dtls-old-epoch"
+STOP_TIMER = "RFC6520-3-dtls-stop-timer"
+STOP_WATCH = 4.0  # seconds watched after the ClientHello: the IUT's timer (1 s at first) would fire in them
 CLOCK_SLACK = 0.05  # capture timestamps and the timers of a loaded machine
 # After the last transmission the suite waits this many times its gap (and 1 s) for the next one before it
 # takes the IUT to have stopped: a timer that doubles would have fired by then.
@@ -120,3 +122,33 @@ def test_requests_from_an_older_epoch_are_discarded(tls: TlsCase, verdict):
         sent = session.tls.send_clear(HEARTBEAT, heartbeat(REQUEST, data))
         _judge_discarded(tls, judge, version, session, sent, "a HeartbeatRequest in epoch 0 (in clear)", data)
     judge.record(f"no Response within {ANSWER_BOUND:g} s")
+
+
+@pytest.mark.requirement("RFC6520-3-dtls-stop-timer")
+@pytest.mark.roles("server")
+def test_a_handshake_stops_the_request_s_retransmission_timer(tls: TlsCase, verdict):
+    """The trigger brings a HeartbeatRequest, which the tester leaves unanswered and at once starts a new
+    handshake (a renegotiation ClientHello in the current epoch): the Request must not come again."""
+    start(tls)
+    judge = PerVersion(verdict, STOP_TIMER)
+    for version, session in tls.each_version(judge):
+        first = first_request(tls, judge, version, session)
+        if first is None:
+            continue
+        record, request = first
+        hello = session.tls.send_client_hello()
+        session.quiet_for(STOP_WATCH, hello.t)
+        # The capture's time for the ClientHello: the tester's only handshake record after its first Request.
+        wire_hello = next((w.t for w in session.wire_from_tester() if w.content_type == HANDSHAKE and w.t >= record.t - 0.05),
+                          hello.t)
+        again = [w for w in session.iut_requests_on_wire() if w.t > wire_hello + CLOCK_SLACK]
+        copies = [r for r, hb in session.requests(hello.t) if hb.payload == request.payload]
+        if again or copies:
+            late = (again[0].t - wire_hello) if again else (copies[0].t - hello.t)
+            judge.check(version, False, f"the Request came again {late:.3f} s after the tester's ClientHello reached the IUT",
+                        retransmissions=max(len(again), len(copies)))
+        else:
+            judge.check(version, True, f"no heartbeat record from the IUT in the {STOP_WATCH:g} s after the tester's "
+                                       f"ClientHello ({session.ended_text()})")
+    judge.record(f"no heartbeat record from the IUT from {CLOCK_SLACK:g} s to {STOP_WATCH:g} s after the ClientHello, "
+                 "by the capture")

@@ -17,6 +17,7 @@ from fixtures.testers.dtls import DtlsTester, clear_record, hello_mode, set_hell
 from fixtures.testers.heartbeat import (
     ALERT,
     APPLICATION_DATA,
+    HANDSHAKE,
     HEARTBEAT,
     INVALID_MODE,
     PEER_ALLOWED_TO_SEND,
@@ -116,3 +117,19 @@ def test_the_hello_patch_touches_only_the_mode_octet():
     assert hello_mode(patched) == (1, INVALID_MODE)
     assert sum(x != y for x, y in zip(datagram, patched, strict=True)) == 1
     assert set_hello_mode(clear_record(23, b"data", 1, 5), 3) == clear_record(23, b"data", 1, 5)
+
+
+def test_a_renegotiation_client_hello_carries_the_first_handshake_s_verify_data(credentials):
+    client, server, got, served = pair(credentials, PEER_ALLOWED_TO_SEND)
+    try:
+        server.start_reading()
+        assert len(client._client_verify_data) == 12  # tls-unique: the client's Finished
+        client.send_client_hello()
+        hello = server.wait_for(lambda: [r for r in server.received() if r.content_type == HANDSHAKE], 3, "the hello")
+        body = hello[0].body
+        assert body[0] == 1 and int.from_bytes(body[4:6], "big") == client._next_message_seq
+        assert bytes([12]) + client._client_verify_data in body  # renegotiation_info
+        assert hello_mode(clear_record(HANDSHAKE, body, 0, 0)) == (1, PEER_ALLOWED_TO_SEND)
+    finally:
+        client.close()
+        server.close()

@@ -15,6 +15,10 @@ echoed back.
   --no-retransmit   send a triggered Request once and never again
   --never-give-up   retransmit an unanswered Request every second for ever, never ending the association
   --old-epoch       answer HeartbeatRequests that come in an older epoch (in clear, epoch 0)
+  --keep-timer      go on retransmitting an unanswered Request when the client starts a new handshake
+
+A handshake message from the client in the current epoch (a renegotiation) stops the retransmission of an
+unanswered Request, as RFC 6520 §3 says, and is refused with a no_renegotiation warning.
 """
 import argparse
 import socket
@@ -23,10 +27,11 @@ import threading
 import time
 
 from fixtures.testers.dtls import DtlsTester
-from fixtures.testers.heartbeat import ALERT, APPLICATION_DATA, HEARTBEAT, REQUEST, RESPONSE, heartbeat
+from fixtures.testers.heartbeat import ALERT, APPLICATION_DATA, HANDSHAKE, HEARTBEAT, REQUEST, RESPONSE, heartbeat
 
 TRIES = 4
 INTERNAL_ERROR = 80
+NO_RENEGOTIATION = 100
 
 
 def log(text):
@@ -45,18 +50,18 @@ def next_peer(port):
     return sock, peer
 
 
-def ping(dtls, args, done):
+def ping(dtls, args, done, stop):
     """One triggered HeartbeatRequest, retransmitted by the flags' rules until answered or given up."""
     payload = b"dtlsbroken " + str(time.monotonic()).encode()
     wait, sent = 1.0, 0
-    while not done.is_set():
+    while not done.is_set() and not stop.is_set():
         dtls.send_heartbeat(REQUEST, payload)
         sent += 1
         log(f"HeartbeatRequest sent ({sent})")
         if args.no_retransmit:
             return
         deadline = time.monotonic() + wait
-        while time.monotonic() < deadline and not done.is_set():
+        while time.monotonic() < deadline and not done.is_set() and not stop.is_set():
             if any(hb.payload == payload for _, hb in dtls.heartbeats(RESPONSE)):
                 log("HeartbeatResponse received")
                 return
@@ -79,6 +84,7 @@ def serve(sock, args, cert, key):
         return
     dtls.start_reading()
     done = threading.Event()
+    stop = threading.Event()  # a handshake began: the Request in flight is no longer retransmitted
     seen = 0
     while not done.is_set() and dtls.ended is None:
         records = dtls.received()
@@ -88,9 +94,15 @@ def serve(sock, args, cert, key):
                 if hb.complete and (not old or args.old_epoch):
                     dtls.send(HEARTBEAT, heartbeat(RESPONSE, hb.payload))
                     log("answered a HeartbeatRequest" + (" from an older epoch" if old else ""))
+            elif record.content_type == HANDSHAKE and id(record) not in dtls.clear_records:
+                log("a handshake message in the current epoch: renegotiation refused")
+                if not args.keep_timer:
+                    stop.set()
+                dtls.send(ALERT, bytes([1, NO_RENEGOTIATION]))
             elif record.content_type == APPLICATION_DATA:
                 if args.trigger and record.body == args.trigger.encode():
-                    threading.Thread(target=ping, args=(dtls, args, done), daemon=True).start()
+                    stop.clear()
+                    threading.Thread(target=ping, args=(dtls, args, done, stop), daemon=True).start()
                 else:
                     dtls.send(APPLICATION_DATA, record.body)
         seen = len(records)
@@ -108,6 +120,7 @@ def main():
     parser.add_argument("--no-retransmit", action="store_true")
     parser.add_argument("--never-give-up", action="store_true")
     parser.add_argument("--old-epoch", action="store_true")
+    parser.add_argument("--keep-timer", action="store_true")
     args = parser.parse_args()
     args.trigger = args.trigger.encode().decode("unicode_escape")
     cert, key = open(args.cert).read(), open(args.key).read()
