@@ -33,7 +33,7 @@ def credentials() -> tuple[str, str]:
     return cert.cert_chain_pems[0].bytes().decode(), cert.private_key_pem.bytes().decode()
 
 
-def pair(credentials, client_mode, server_mode=PEER_ALLOWED_TO_SEND, timeout=5.0):
+def pair(credentials, client_mode, server_mode=PEER_ALLOWED_TO_SEND, timeout=15.0):
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     client, server = DtlsTester(a, timeout=timeout), DtlsTester(b, timeout=timeout)
     done = {}
@@ -64,15 +64,15 @@ def test_records_sealed_by_one_side_open_on_the_other_with_exact_bodies(credenti
         server.start_reading()
         server.auto_answer = True
         sent = client.send_heartbeat(REQUEST, b"payload", padding=40)
-        answered = client.wait_for(lambda: client.heartbeats(RESPONSE), 3, "the Response")
+        answered = client.wait_for(lambda: client.heartbeats(RESPONSE), 10, "the Response")
         assert answered and answered[0][1].payload == b"payload"
         request = server.heartbeats(REQUEST)[0][1]
         assert (request.declared, len(request.padding), request.size) == (7, 40, 3 + 7 + 40)
         overlong = client.send(HEARTBEAT, bytes([REQUEST]) + (2**14).to_bytes(2, "big") + b"x" * 20)
-        server.wait_for(lambda: len(server.heartbeats(REQUEST)) == 2, 3, "the over-long Request")
+        server.wait_for(lambda: len(server.heartbeats(REQUEST)) == 2, 10, "the over-long Request")
         assert not server.heartbeats(REQUEST)[1][1].complete  # read as sent, not refused by a library
         client.send(APPLICATION_DATA, b"hello")
-        assert server.wait_for(lambda: [r for r in server.received() if r.content_type == APPLICATION_DATA], 3, "data")
+        assert server.wait_for(lambda: [r for r in server.received() if r.content_type == APPLICATION_DATA], 10, "data")
         assert sent.t <= overlong.t and not client.undecryptable and not server.undecryptable
     finally:
         client.close()
@@ -84,10 +84,10 @@ def test_a_record_in_an_older_epoch_arrives_in_clear_and_close_notify_ends_the_a
     try:
         server.start_reading()
         client.send_clear(HEARTBEAT, bytes([REQUEST, 0, 3]) + b"old" + bytes(16))
-        old = server.wait_for(lambda: server.heartbeats(REQUEST), 3, "the epoch-0 Request")
+        old = server.wait_for(lambda: server.heartbeats(REQUEST), 10, "the epoch-0 Request")
         assert old and old[0][1].payload == b"old"
         client.close()  # sends close_notify first
-        assert server.wait_for(lambda: server.ended, 3, "the end") is not None
+        assert server.wait_for(lambda: server.ended, 10, "the end") is not None
         assert "close_notify" in server.ended[1]
         assert [r.alert for r in server.received() if r.content_type == ALERT] == [(1, 0)]
     finally:
@@ -125,7 +125,7 @@ def test_a_renegotiation_client_hello_carries_the_first_handshake_s_verify_data(
         server.start_reading()
         assert len(client._client_verify_data) == 12  # tls-unique: the client's Finished
         client.send_client_hello()
-        hello = server.wait_for(lambda: [r for r in server.received() if r.content_type == HANDSHAKE], 3, "the hello")
+        hello = server.wait_for(lambda: [r for r in server.received() if r.content_type == HANDSHAKE], 10, "the hello")
         body = hello[0].body
         assert body[0] == 1 and int.from_bytes(body[4:6], "big") == client._next_message_seq
         assert bytes([12]) + client._client_verify_data in body  # renegotiation_info
