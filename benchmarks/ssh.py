@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if errors:
         worst = max(abs(e) for e in errors)
         say(f"  2 keepalive interval error          worst {worst * 1000:.1f} ms over {len(errors)} intervals "
-            f"(the keepalive case allows 10 % + 0.5 s)")
+            f"(the keepalive case allows 10 % + 1 s)")
     say_shared_machine()
     return 0
 

@@ -27,6 +27,8 @@ from fixtures.timeline import conn_key
 from fixtures.waiting import TimedOut, wait_until
 
 LOGIN_TIMEOUT = 20.0
+TESTER_PORT = 2222  # where a client IUT dials the tester
+RECONNECT_WAIT = 10.0  # seconds a client IUT is given to dial the tester
 REPLY_BOUND = 3.0  # seconds a reply to a request may take: milliseconds normally; only "answered" vs "never"
 QUIET_WATCH = 2.0  # seconds the suite watches for a reply that must not come
 SETTLE_QUIET = 0.5  # seconds without a segment that make a connection idle
@@ -48,15 +50,25 @@ class Ending:
 class SshSession:
     """One login of the tester's: its agent connection, relay and asyncssh client."""
 
-    def __init__(self, case: SshCase) -> None:
+    def __init__(self, case: SshCase, conn: str | None = None) -> None:
+        """Dial a server IUT; or, with ``conn`` (a connection a client IUT opened), play the server on it."""
         self.case = case
         world = case.world
-        self.conn = case.agent.connect(world.iut_address, case.port)
-        opened = case.agent.find(lambda e: e.conn == self.conn and e.ev == "connected")
-        self.local_port = int(opened.data["local"][1]) if opened else None
+        creds = world.credentials
+        if conn is None:
+            self.conn = case.agent.connect(world.iut_address, case.port)
+            opened = case.agent.find(lambda e: e.conn == self.conn and e.ev == "connected")
+            self.local_port = int(opened.data["local"][1]) if opened else None
+            self.iut_port = case.port
+        else:
+            self.conn = conn
+            accepted = case.agent.find(lambda e: e.conn == conn and e.ev == "accepted")
+            self.local_port = TESTER_PORT
+            self.iut_port = int(accepted.data["peer"][1]) if accepted and "peer" in accepted.data else None
         self.relay = StreamRelay(case.agent, self.conn)
         self.ssh = SshTester(self.relay.socket, timeout=LOGIN_TIMEOUT)
-        self.error = self.ssh.connect(case.user, world.credentials.ssh_user_key)
+        self.error = (self.ssh.connect(case.user, creds.ssh_user_key) if conn is None
+                      else self.ssh.accept(creds.ssh_host_key, creds.ssh_user_public_key))
 
     @property
     def ok(self) -> bool:
@@ -65,7 +77,7 @@ class SshSession:
     @property
     def key(self):
         world = self.case.world
-        return conn_key((world.iut_address, self.case.port), (world.tester_address, self.local_port))
+        return conn_key((world.iut_address, self.iut_port), (world.tester_address, self.local_port))
 
     def packets(self) -> list[WirePacket]:
         return [p for p in ssh_packets(self.case.world.capture.segments()).packets if p.conn == self.key]
@@ -97,7 +109,7 @@ class SshCase:
         world.require(keepalive=knobs is not None, needs_container=knobs is not None)
         if knobs is not None and not self.claims("keepalive"):
             world.verdicts.not_applicable(f"{world.manifest.name} does not claim SSH keepalives")
-        world.build(knobs)
+        world.build(knobs, tester_port=TESTER_PORT)
         self.agent = TcpTester(world.tester_pod)
         world.cleanups.append(self.close_all)
         world.cleanups.append(self.agent.stop)
@@ -107,8 +119,10 @@ class SshCase:
         if world.external:
             self.port = world.iut_port
             return self
+        if world.role == "client":
+            self.agent.listen(TESTER_PORT, host=world.net.any_address)
         world.iut.start()
-        world.iut.wait_ready()
+        world.iut.wait_ready(probe=lambda: self.agent.find(lambda e: e.ev == "accepted"))
         self.port = world.iut.port
         return self
 
@@ -129,11 +143,20 @@ class SshCase:
         return spec.option("user") if spec is not None else "aliveness"
 
     def session(self) -> SshSession:
-        session = SshSession(self)
+        """A login: the tester dials a server IUT, or takes a client IUT's next connection and plays the server."""
+        conn = None
+        if self.world.role == "client":
+            taken = {s.conn for s in self.history}
+            found = self.agent.maybe(lambda e: e.ev == "accepted" and e.conn not in taken, RECONNECT_WAIT)
+            if found is None:
+                self.world.verdicts.inconclusive_rest(f"the IUT client did not dial the tester within {RECONNECT_WAIT:g} s")
+            conn = found.conn
+        session = SshSession(self, conn)
         self.sessions.append(session)
         self.history.append(session)
         if not session.ok:
-            self.world.verdicts.inconclusive_rest(f"the tester could not log in as {self.user!r}: {session.error}")
+            what = f"log in as {self.user!r}" if conn is None else "take the IUT client's login"
+            self.world.verdicts.inconclusive_rest(f"the tester could not {what}: {session.error}")
         return session
 
     def watch_socket(self) -> None:

@@ -25,10 +25,11 @@ def unknown(n: int) -> str:
 
 @pytest.mark.requirement("RFC4254-4-reply", "RFC4254-4-unknown-failure", "RFC4254-4-no-reply-unwanted",
                          "RFC4254-4-reply-order")
-@pytest.mark.roles("server")
+@pytest.mark.roles("server", "client")
 def test_global_requests_are_answered_as_asked(ssh: SshCase, verdict):
     """An unknown global request with want-reply gets REQUEST_FAILURE and the session goes on; one without
-    want-reply gets nothing; three at once are answered in order."""
+    want-reply gets nothing; three at once are answered in order. For a client IUT the tester is the server
+    and sends the requests (OpenSSH's server sends keepalive@openssh.com to its clients too)."""
     ssh.start()
     session = ssh.session()
     tester = session.ssh

@@ -186,11 +186,16 @@ class Session:
         """The capture's time for each of ``records`` (received from the IUT), or None if they cannot be matched.
 
         The tester reads the IUT's records in order, so the last N records the capture shows from the IUT on
-        this connection are the N the tester received. The match is trusted only when every pair differs in
-        length by the same cipher overhead (and, below TLS 1.3, has the same content type).
+        this connection, up to the moment the tester read its last one, are the N the tester received (the
+        capture in the IUT's namespace sees a record before the tester does: one the IUT sent while the case
+        stopped watching is on the wire but not in the tester's list, and must not shift the match). The match
+        is trusted only when every pair differs in length by the same cipher overhead (and, below TLS 1.3, has
+        the same content type).
         """
         received = self.tls.received()
-        wire = self.wire()
+        if not received:
+            return None
+        wire = [w for w in self.wire() if w.t <= received[-1].t]
         if not received or len(wire) < len(received):
             return None
         pairs = list(zip(wire[-len(received):], received, strict=True))

@@ -24,7 +24,7 @@ CASES = {
     "udp-echo": "echoed_with_its_data or lost",
     "tls": "exact_copy or only_where_negotiated or heartbeat_modes",
     "dtls": "exact_copy or only_where_negotiated or heartbeat_modes",
-    "ssh": "global_requests or channel_requests or live_client",
+    "ssh": "global_requests or channel_requests or live_peer",
 }
 CLEAR = {"pass", "fail", "warn", "info", "inconclusive", "not-applicable"}
 # A case's deadline covers its own run; its teardown (evidence, containers) comes on top.

@@ -93,3 +93,27 @@ def test_requests_sent_back_to_back_are_all_answered(server):
         assert len(tester.received(kinds=(REQUEST_FAILURE, REQUEST_SUCCESS))) == 3
     finally:
         tester.close()
+
+
+def test_the_tester_as_server_takes_a_client_s_login_and_sends_it_requests():
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    user_key = asyncssh.generate_private_key("ssh-ed25519")
+    a, b = socket.socketpair()
+    tester = SshTester(a, timeout=10)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def client():
+        return await asyncssh.connect("tester", 22, sock=b, username="aliveness", client_keys=[user_key],
+                                      known_hosts=None, agent_path=None, config=None)
+
+    future = asyncio.run_coroutine_threadsafe(client(), loop)
+    try:
+        assert tester.accept(host_key.export_private_key(), user_key.export_public_key()) is None
+        future.result(10)
+        reply = tester.global_request("nonexistent@aliveness.test")
+        assert reply.outcome == "failure"
+    finally:
+        tester.close()
+        loop.call_soon_threadsafe(loop.stop)
