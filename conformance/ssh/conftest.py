@@ -142,14 +142,18 @@ class SshCase:
         spec = self.world.manifest.role("ssh", self.world.role)
         return spec.option("user") if spec is not None else "aliveness"
 
-    def session(self) -> SshSession:
-        """A login: the tester dials a server IUT, or takes a client IUT's next connection and plays the server."""
+    def session(self, wait: float = RECONNECT_WAIT, missing: str | None = None) -> SshSession | None:
+        """A login: the tester dials a server IUT, or takes a client IUT's next connection (within ``wait``
+        seconds) and plays the server. A client that does not dial makes the rest inconclusive, or, with
+        ``missing``, returns None (for a case that judges the dialling itself)."""
         conn = None
         if self.world.role == "client":
             taken = {s.conn for s in self.history}
-            found = self.agent.maybe(lambda e: e.ev == "accepted" and e.conn not in taken, RECONNECT_WAIT)
+            found = self.agent.maybe(lambda e: e.ev == "accepted" and e.conn not in taken, wait)
             if found is None:
-                self.world.verdicts.inconclusive_rest(f"the IUT client did not dial the tester within {RECONNECT_WAIT:g} s")
+                if missing is not None:
+                    return None
+                self.world.verdicts.inconclusive_rest(f"the IUT client did not dial the tester within {wait:g} s")
             conn = found.conn
         session = SshSession(self, conn)
         self.sessions.append(session)
@@ -159,8 +163,11 @@ class SshCase:
             self.world.verdicts.inconclusive_rest(f"the tester could not {what}: {session.error}")
         return session
 
-    def watch_socket(self) -> None:
-        self.sockwatch = SocketWatch(self.world.iut.sidecar, self.world.tester_address)
+    def watch_socket(self, session: SshSession | None = None) -> None:
+        """Follow the IUT's socket of ``session`` (needed for a client IUT, whose redials open more), or
+        its first one to the tester."""
+        local = session.iut_port if session is not None and self.world.role == "client" else None
+        self.sockwatch = SocketWatch(self.world.iut.sidecar, self.world.tester_address, local_port=local)
         self.world.cleanups.append(self.sockwatch.stop)
         self.world.logs["socket-states.txt"] = lambda: "\n".join(f"{t:.3f} {s}" for t, s in self.sockwatch.changes)
 

@@ -11,7 +11,8 @@ acknowledges) or blackholed (every segment between the two is dropped). The idle
 tester's last packet in the capture; the IUT's packets after it are its keepalives (their content is
 encrypted, their times and sizes are not); the drop is its FIN, RST or DISCONNECT, or on a blackholed path
 its socket leaving ESTABLISHED in its own namespace. A live client (idle, answering every keepalive) must
-be kept.
+be kept. A client IUT that claims reconnect must come back once the path to a server it gave up on
+returns.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import pytest
 from conformance.ssh.conftest import SshCase, last_packet_from_tester, settled
 from fixtures import faults as process_faults
 from fixtures.testers.ssh import GLOBAL_REQUEST
+from fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.protocol("ssh")
 
@@ -32,6 +34,8 @@ PROBE_FRACTION, PROBE_FIXED = 0.10, 1.0
 DROP_FRACTION, DROP_FIXED = 0.10, 1.0  # the drop within 10 % + 1 s of its bounds
 WATCH_FACTOR = 3  # the drop is watched for up to this many times its upper bound
 BURST = 0.1  # packets from the IUT less than this many seconds apart are one keepalive
+RECOVER_WATCH = 30.0  # seconds after the path returns that a client claiming reconnect has to log in again
+RETURN_AFTER = 1.0  # seconds the path stays dead after the client dropped the session
 DEAD_PEERS = {
     "silent": "nothing leaves the tester any more (its kernel still acknowledges)",
     "frozen": "the tester's process is frozen (cgroup freezer; its kernel still acknowledges)",
@@ -57,7 +61,7 @@ def test_a_dead_peer_is_probed_then_dropped(ssh: SshCase, verdict, how):
         ssh.world.cleanups.insert(0, lambda: process_faults.thaw(pod))
         process_faults.freeze(pod)
     else:
-        ssh.watch_socket()
+        ssh.watch_socket(session)
         ssh.world.faults.blackhole("both")
     ssh.world.mark(time.time(), f"tester {how}")
     last = last_packet_from_tester(session, before)
@@ -135,3 +139,48 @@ def test_a_live_peer_is_kept(ssh: SshCase, verdict):
                       f"{len(asked)} keepalive(s) ({', '.join(names)}), each answered; the session stayed up for {watch} s",
                       measured={"keepalives": len(asked), "names": names},
                       tolerance=f"kept for max-wait x (max-attempts + 2) = {watch} s")
+
+
+@pytest.mark.roles("client")
+@pytest.mark.requirement("SSHKA-reconnect", "SSHKA-reconnect-claimed")
+def test_a_client_comes_back_after_the_server_returns(ssh: SshCase, verdict):
+    """The path to the tester's server is blackholed until the client's keepalive drops the session, then
+    restored: how long until the client is logged in again? Graded where the manifest claims reconnect."""
+    wait, attempts = KNOBS["max-wait"], KNOBS["max-attempts"]
+    ssh.start(knobs=KNOBS)
+    session = ssh.session()
+    if not settled(ssh):
+        verdict.inconclusive_rest("the connection never went quiet after the login, so the idle clock has no start")
+    ssh.watch_socket(session)
+    before = time.time()
+    blackhole = ssh.world.faults.blackhole("both")
+    ssh.world.mark(before, "path to the server blackholed")
+    ending = ssh.wait_ending(session, WATCH_FACTOR * wait * (attempts + 1), after=before)
+    if ending is None:
+        verdict.inconclusive_rest(f"the client never gave up the dead session in {WATCH_FACTOR * wait * (attempts + 1)} s, "
+                                  "so there was nothing to come back from")
+    # The path stays dead a moment longer, so the client's first redials fail as they would against a gone server.
+    wait_until(lambda: time.time() > ending.t + RETURN_AFTER, RETURN_AFTER + 1, poll_max=0.1,
+               what="the path's return time")
+    lifted = time.time()
+    blackhole.lift()
+    ssh.world.mark(lifted, "path restored")
+    again = ssh.session(wait=RECOVER_WATCH, missing="reconnect")
+    back = time.time()
+    # SYNs, retransmissions included: a redial into the blackhole is retried by TCP, not by the client.
+    dials = [e.t for e in ssh.world.capture.timeline().events
+             if e.kind == "syn" and e.src == ssh.world.iut_address and e.t > before]
+    if again is not None and again.ok:
+        text = (f"dropped the dead session {ending.t - before:.1f} s into the blackhole ({ending.describe()}), "
+                f"sent {len(dials)} SYN(s) since, and was logged in again {back - lifted:.2f} s after the path returned")
+    elif again is not None:
+        text = f"dialled again after the path returned, but the login failed: {again.error}"
+    else:
+        text = f"dropped the dead session, then did not log in again within {RECOVER_WATCH:g} s of the path's return"
+    measured = {"recovered_after_s": round(back - lifted, 3) if again is not None and again.ok else None,
+                "syns": len(dials)}
+    verdict.observe("SSHKA-reconnect", text, measured=measured)
+    if not ssh.claims("reconnect"):
+        verdict.not_applicable(f"{ssh.world.manifest.name} does not claim reconnect")
+    verdict.check("SSHKA-reconnect-claimed", again is not None and again.ok, text, measured=measured,
+                  tolerance=f"logged in again within {RECOVER_WATCH:g} s of the path's return")

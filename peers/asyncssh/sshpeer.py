@@ -1,12 +1,17 @@
-"""An SSH server on asyncssh, conformant unless a flag plants a defect.
+"""An SSH server or client on asyncssh, conformant unless a flag plants a defect.
 
     sshpeer.py PORT HOST_KEY AUTHORIZED_KEYS [--max-wait S --max-attempts N] [--flag ...]
+    sshpeer.py --connect HOST:PORT --user NAME USER_KEY KNOWN_HOSTS [--max-wait S --max-attempts N] [--flag ...]
 
 Logins are by public key only (the keys in AUTHORIZED_KEYS, any user name); a session may ask for a shell
 or a command, which does nothing and stays open; remote port forwarding (tcpip-forward) is allowed.
 Unknown global and channel requests are refused as RFC 4254 says (asyncssh's own handling). With
 --max-wait, asyncssh's keepalive sends keepalive@openssh.com after max-wait seconds and drops the client
 after --max-attempts unanswered ones (keepalive_interval and keepalive_count_max).
+
+With --connect it is a client instead: it logs in to HOST:PORT as --user with USER_KEY, trusting the host
+keys in KNOWN_HOSTS, opens nothing (as ssh -N), and dials again 0.2 s after each connection ends (or
+fails), with the same keepalive knobs on its side.
 
 The defects (for the suite's faulty peers; each patches asyncssh's request handling in this process only):
   --no-reply            never answer a global request, whatever its want-reply
@@ -19,6 +24,8 @@ The defects (for the suite's faulty peers; each patches asyncssh's request handl
   --keepalive-ignored   take the keepalive knobs and never send a keepalive
   --early-give-up       drop the client one unanswered keepalive early
   --drops-live          drop every client 2 x max-wait after login, answered keepalives or not
+                        (as a client: leave the server 2 x max-wait after login)
+  --no-redial           (client) exit when the first connection ends instead of dialling again
 """
 import argparse
 import asyncio
@@ -121,10 +128,7 @@ class Server(asyncssh.SSHServer):
 
 
 async def serve(args):
-    keepalive = {}
-    if args.max_wait and not args.keepalive_ignored:
-        attempts = args.max_attempts - 1 if args.early_give_up else args.max_attempts
-        keepalive = {"keepalive_interval": args.max_wait, "keepalive_count_max": max(attempts, 1)}
+    keepalive = keepalive_options(args)
     await asyncssh.listen(
         "", args.port, server_host_keys=[args.host_key], authorized_client_keys=args.authorized_keys,
         server_factory=Server, reuse_address=True, **keepalive)
@@ -132,20 +136,64 @@ async def serve(args):
     await asyncio.Event().wait()
 
 
+def keepalive_options(args):
+    if not args.max_wait or args.keepalive_ignored:
+        return {}
+    attempts = args.max_attempts - 1 if args.early_give_up else args.max_attempts
+    return {"keepalive_interval": args.max_wait, "keepalive_count_max": max(attempts, 1)}
+
+
+class Client(asyncssh.SSHClient):
+    def connection_made(self, conn):
+        self.conn = conn
+        log("connected")
+        if ARGS.drops_live and ARGS.max_wait:
+            asyncio.get_event_loop().call_later(2 * ARGS.max_wait, self._drop)
+
+    def _drop(self):
+        log("leaving the server (planted defect)")
+        self.conn.close()
+
+
+async def dial(args):
+    host, _, port = args.connect.rpartition(":")
+    keepalive = keepalive_options(args)
+    log(f"dialling {host} port {port}" + (f"; keepalives {keepalive}" if keepalive else ""))
+    while True:
+        try:
+            conn, _ = await asyncssh.create_connection(
+                Client, host, int(port), username=args.user, client_keys=[args.host_key],
+                known_hosts=args.authorized_keys, **keepalive)
+        except (OSError, asyncssh.Error) as exc:
+            log(f"could not log in: {exc}")
+        else:
+            log("logged in")
+            await conn.wait_closed()
+            log("connection closed")
+        if args.no_redial:
+            return
+        await asyncio.sleep(0.2)
+
+
 def main():
     global ARGS
     parser = argparse.ArgumentParser()
-    parser.add_argument("port", type=int)
-    parser.add_argument("host_key")
-    parser.add_argument("authorized_keys")
+    parser.add_argument("--connect", metavar="HOST:PORT", help="be a client of HOST:PORT")
+    parser.add_argument("--user", default="aliveness")
+    parser.add_argument("port", type=int, nargs="?")
+    parser.add_argument("host_key", help="the host key (server) or the user key (client)")
+    parser.add_argument("authorized_keys", help="the authorized keys (server) or the known hosts (client)")
     parser.add_argument("--max-wait", type=float)
     parser.add_argument("--max-attempts", type=int, default=3)
     for flag in ("no-reply", "disconnect-unknown", "success-unknown", "reply-unwanted", "out-of-order",
-                 "channel-success", "channel-reply-unwanted", "keepalive-ignored", "early-give-up", "drops-live"):
+                 "channel-success", "channel-reply-unwanted", "keepalive-ignored", "early-give-up", "drops-live",
+                 "no-redial"):
         parser.add_argument(f"--{flag}", action="store_true")
     ARGS = parser.parse_args()
+    if (ARGS.connect is None) == (ARGS.port is None):
+        parser.error("give a PORT to serve on, or --connect HOST:PORT to be a client")
     plant_defects(ARGS)
-    asyncio.run(serve(ARGS))
+    asyncio.run(dial(ARGS) if ARGS.connect else serve(ARGS))
 
 
 if __name__ == "__main__":
