@@ -12,11 +12,13 @@ the capture times the IUT's keepalives exactly even though their content is hidd
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 
 import pytest
 
+from fixtures.peers import Manifest
 from fixtures.sessions import CaseWorld
 from fixtures.sockwatch import SocketWatch
 from fixtures.sshwire import WirePacket, ssh_packets
@@ -104,10 +106,17 @@ class SshCase:
         self.history: list[SshSession] = []  # every session of the case, for its ssh.txt
         self.sockwatch: SocketWatch | None = None
 
-    def start(self, knobs: dict | None = None) -> SshCase:
+    def start(self, knobs: dict | None = None, command: str | None = None) -> SshCase:
+        """Build the world and start the IUT: plain, with the keepalive knobs, or (``command``, a role key
+        such as idle-timeout-command) with that command and ``knobs`` in place of its keepalive command."""
         world = self.world
-        world.require(keepalive=knobs is not None, needs_container=knobs is not None)
-        if knobs is not None and not self.claims("keepalive"):
+        world.require(keepalive=knobs is not None and command is None, needs_container=knobs is not None)
+        if command is not None:
+            spec = world.manifest.role("ssh", world.role)
+            if spec.option(command) is None:
+                world.verdicts.not_applicable(f"{world.manifest.name} gives no {command} for the SSH {world.role}")
+            world.manifest = with_command(world.manifest, world.role, spec.option(command))
+        elif knobs is not None and not self.claims("keepalive"):
             world.verdicts.not_applicable(f"{world.manifest.name} does not claim SSH keepalives")
         world.build(knobs, tester_port=TESTER_PORT)
         self.agent = TcpTester(world.tester_pod)
@@ -179,11 +188,13 @@ class SshCase:
             found = session.wire_end(after)
             disconnect = [m for m in session.ssh.received(after, (1,))]
             if disconnect and (found is None or disconnect[0].t < found.t):
-                found = Ending(disconnect[0].t, "SSH_MSG_DISCONNECT from the IUT")
+                reason = f" (reason {disconnect[0].name})" if disconnect[0].name else ""
+                found = Ending(disconnect[0].t, f"SSH_MSG_DISCONNECT from the IUT{reason}")
             if found is None and self.sockwatch is not None:
                 closed = self.sockwatch.closed_by_iut(CLOSED_BY_IUT)
                 if closed and closed[1] > after:
-                    found = Ending(closed[0], f"its socket went {closed[2]} (seen in its namespace)")
+                    went = "vanished" if closed[2] == "gone" else f"went {closed[2]}"
+                    found = Ending(closed[0], f"its socket {went} (seen in its namespace)")
             return found
 
         try:
@@ -197,6 +208,24 @@ class SshCase:
 
     def log(self) -> str:
         return "\n".join(f"session {i + 1}:\n{s.ssh.log()}" for i, s in enumerate(self.history))
+
+
+def with_command(manifest: Manifest, role: str, argv: list[str]) -> Manifest:
+    """A copy of ``manifest`` whose SSH ``role`` runs ``argv`` when knobs are given."""
+    section = manifest.protocols["ssh"]
+    spec = dataclasses.replace(section.roles[role], keepalive_command=argv, keepalive_files={}, keepalive_sysctls={},
+                               keepalive_supported=True)
+    section = dataclasses.replace(section, roles={**section.roles, role: spec})
+    return dataclasses.replace(manifest, protocols={**manifest.protocols, "ssh": section})
+
+
+def with_sysctls(manifest: Manifest, role: str, sysctls: dict[str, str]) -> Manifest:
+    """A copy of ``manifest`` whose SSH ``role`` also gets ``sysctls`` in its namespace when knobs are given."""
+    section = manifest.protocols["ssh"]
+    spec = section.roles[role]
+    spec = dataclasses.replace(spec, keepalive_sysctls={**spec.keepalive_sysctls, **sysctls})
+    section = dataclasses.replace(section, roles={**section.roles, role: spec})
+    return dataclasses.replace(manifest, protocols={**manifest.protocols, "ssh": section})
 
 
 def last_packet_from_tester(session: SshSession, before: float) -> float | None:
