@@ -101,8 +101,8 @@ def test_channel_requests_are_answered_as_asked(ssh: SshCase, verdict):
     chan = tester.open_session()
     reply = tester.channel_request(chan, unknown(1), bound=REPLY_BOUND)
     verdict.check("RFC4254-5.4-unknown-failure", reply.outcome == "failure",
-                  f"an unknown channel request with want-reply: {reply.outcome}"
-                  + (f" after {reply.ms:.1f} ms" if reply.ms is not None else ""),
+                  f"an unknown channel request with want-reply on a session channel running {tester.session_kind}: "
+                  f"{reply.outcome}" + (f" after {reply.ms:.1f} ms" if reply.ms is not None else ""),
                   measured={"outcome": reply.outcome, "reply_ms": reply.ms}, tolerance=f"a reply within {REPLY_BOUND:g} s")
     silent = tester.channel_request(chan, unknown(2), want_reply=False)
     unwanted = tester.wait_received(silent.sent, (CHANNEL_SUCCESS, CHANNEL_FAILURE), QUIET_WATCH)

@@ -73,8 +73,10 @@ def test_a_dead_peer_is_probed_then_dropped(ssh: SshCase, verdict, how):
     ending = ssh.wait_ending(session, max(last + WATCH_FACTOR * high - time.time(), 0) + 1, after=before)
     # The connection was quiet when the tester died: what the IUT sends from then on is its keepalives. One
     # keepalive may be a burst of packets (asyncssh puts an SSH_MSG_IGNORE before each): a burst counts once.
+    # A packet right before the IUT's FIN or RST is its farewell (an SSH_MSG_DISCONNECT), not a keepalive.
+    farewell = ending.t - BURST if ending is not None and ending.how.startswith("the IUT's TCP") else None
     sent = [p.t for p in session.packets() if p.src == ssh.world.iut_address and p.t > before
-            and (ending is None or p.t <= ending.t)]
+            and (ending is None or p.t <= ending.t) and (farewell is None or p.t < farewell)]
     probes = [t for i, t in enumerate(sent) if i == 0 or t - sent[i - 1] > BURST]
     gaps = [round(b - a, 3) for a, b in zip([last, *probes], probes, strict=False)]
     slack_probe = wait * PROBE_FRACTION + PROBE_FIXED
