@@ -60,6 +60,8 @@ class Requirement:
     # of the report's endings table, a template over the verdict's measured values, and the columns' order.
     ending: str = ""
     ending_order: list[str] = field(default_factory=list)
+    # A timing rule (a keepalive interval, a detection time): its verdicts also go in the report's timing table.
+    timing: bool = False
 
     @property
     def failing_outcome(self) -> Outcome:

@@ -474,6 +474,45 @@ def endings_table(
     return ordered, rows
 
 
+@dataclass(frozen=True)
+class TimingRow:
+    """One timing verdict as the timing table shows it: what was measured against which bound."""
+
+    iut: str
+    role: str
+    case: str
+    requirement: str
+    anchor: str
+    outcome: str
+    message: str
+    tolerance: str
+    picture: str | None  # the case's timeline picture (relative link)
+    expected_failure: bool
+
+
+def timing_table(report: RunReport) -> list[tuple[str, list[TimingRow]]]:
+    """Per protocol, every verdict on a timing requirement (catalogue ``timing = true``): the IUT, the case
+    and its variant, what the case measured against its knobs, the bound it held it to, and the picture."""
+    timing = {requirement.id for requirement in report.catalogue if requirement.timing}
+    expected = {info.name: set(info.expected_failures) for info in _iut_infos(report)}
+    tables: dict[str, list[TimingRow]] = defaultdict(list)
+    for case in report.cases:
+        variant = case.nodeid.rpartition("[")[2].rstrip("]") if case.nodeid.endswith("]") else ""
+        prefix = f"{case.iut}-{case.role}"
+        variant = variant[len(prefix):].lstrip("-") if variant.startswith(prefix) else variant
+        for verdict in case_verdicts(case):
+            if verdict.requirement not in timing or verdict.outcome is Outcome.NOT_APPLICABLE:
+                continue
+            picture = next((e.path for e in verdict.evidence if e.kind == "timeline-svg" and e.path), None)
+            tables[case.protocol or "other"].append(TimingRow(
+                iut=verdict.iut, role=verdict.role, case=case.title + (f" ({variant})" if variant else ""),
+                requirement=verdict.requirement, anchor=_anchor(verdict.requirement), outcome=verdict.outcome.value,
+                message=verdict.message, tolerance=verdict.tolerance or "",
+                picture=urllib.parse.quote(picture.replace("\\", "/")) if picture else None,
+                expected_failure=verdict.requirement in expected.get(verdict.iut, set())))
+    return sorted(tables.items())
+
+
 def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
     """Everything report.html.j2 needs, precomputed so the template only lays it out."""
     infos = _iut_infos(report)
@@ -532,6 +571,7 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
         "columns": [(requirement, _anchor(requirement.id)) for requirement, _ in columns],
         "matrices": matrices,
         "endings": endings_table(verdicts, report.catalogue),
+        "timing": timing_table(report),
         "deviations": _known_deviations(infos, {section.anchor for section in sections}),
         "sections": sections,
         "cases": [CaseRow(case, _outcome_value([v.outcome for v in case_verdicts(case)])) for case in report.cases],

@@ -2,7 +2,8 @@
 
 Each ``*.toml`` file here holds ``[[requirement]]`` tables (id, spec, section, level, summary,
 observable, and optional also/note, and ending/ending-order where a verdict tells how a connection ended:
-the column of the report's endings table, a template over the verdict's measured values). IDs never change meaning once published.
+the column of the report's endings table, a template over the verdict's measured values; and timing = true
+for a timing rule, whose verdicts the report also lists against the knobs). IDs never change meaning once published.
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ def catalogue() -> dict[str, Requirement]:
                 note=note,
                 ending=raw.get("ending", ""),
                 ending_order=list(raw.get("ending-order", [])),
+                timing=bool(raw.get("timing", False)),
             )
     return found
 

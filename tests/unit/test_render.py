@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import xml.etree.ElementTree as ET
 from html.parser import HTMLParser
@@ -11,7 +12,7 @@ import jsonschema
 import pytest
 
 from reports.model import CaseResult, Evidence, IutInfo, Outcome, Requirement, RunReport, Verdict
-from reports.render import SCHEMA_PATH, ReportValidationError, load_report, write_reports
+from reports.render import SCHEMA_PATH, ReportValidationError, load_report, render_html, write_reports
 
 HOSTILE = "<script>alert(1)</script>"
 SVG = (
@@ -311,3 +312,26 @@ def test_a_requirement_judged_over_two_protocols_gets_a_matrix_column_in_each(ru
     tls, dtls = (html.split(f'<h3 id="matrix-{name}"')[1].split("</table>")[0] for name in ("tls", "dtls"))
     assert "o-pass" in tls and "o-fail" not in tls
     assert "o-fail" in dtls and "o-pass" not in dtls
+
+
+def test_timing_table_lists_timing_verdicts_per_protocol_with_their_bound_and_picture(run_dir: Path) -> None:
+    from reports.render import timing_table
+
+    report = build_report()
+    report.catalogue = [dataclasses.replace(r, timing=r.id in ("TCP-1", "TCP-3")) for r in report.catalogue]
+    for case in report.cases:
+        case.protocol = "tcp"
+    tables = timing_table(report)
+    assert [protocol for protocol, _ in tables] == ["tcp"]
+    rows = tables[0][1]
+    # TCP-1 twice (ref and faulty), TCP-3 twice (the errored case's error too); no TCP-2 or TCP-4 rows.
+    assert sorted((r.iut, r.requirement) for r in rows) == [("faulty-early", "TCP-1"), ("faulty-early", "TCP-3"),
+                                                            ("ref-linux", "TCP-1"), ("ref-linux", "TCP-3")]
+    assert next(r for r in rows if r.iut == "faulty-early" and r.requirement == "TCP-3").outcome == "error"
+    first = next(r for r in rows if r.iut == "ref-linux" and r.requirement == "TCP-1")
+    assert first.tolerance == "+-50 ms" and first.picture == "evidence/timeline.svg"
+    assert first.message == "probe sent after 1.00 s" and first.case == "first probe after idle time (ref)"
+    known = next(r for r in rows if r.requirement == "TCP-3" and r.iut == "ref-linux")
+    assert known.expected_failure and known.outcome == "warn"
+    html = render_html(report, run_dir)
+    assert 'id="timing-tcp-table"' in html and "Timing against the knobs" in html
