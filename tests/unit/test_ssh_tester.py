@@ -117,3 +117,10 @@ def test_the_tester_as_server_takes_a_client_s_login_and_sends_it_requests():
     finally:
         tester.close()
         loop.call_soon_threadsafe(loop.stop)
+
+
+def test_the_tester_as_server_offers_curve25519_first_and_the_rest_of_asyncssh_s_defaults():
+    from fixtures.testers.ssh import SERVER_KEX_FIRST, server_kex_algs
+
+    algs = server_kex_algs()
+    assert algs[:2] == SERVER_KEX_FIRST and len(algs) == len(set(algs)) > 2
