@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import re
 import time
 from dataclasses import dataclass
 
@@ -145,6 +146,24 @@ class SshCase:
         command, files = spec.template(keepalive=True)
         text = " ".join(command or []) + " ".join(files.values()) + " ".join(spec.keepalive_sysctls.values())
         return "{" + knob + "}" in text
+
+    def dead_peer_log(self, bound: float = 3.0) -> str | None:
+        """The IUT's log line (its manifest's dead-peer-log) saying it gave up a dead peer, waited for up to
+        ``bound`` s; "" when it never showed, None when the manifest names no such line."""
+        spec = self.world.manifest.role("ssh", self.world.role)
+        pattern = spec.option("dead-peer-log") if spec is not None else ""
+        iut = getattr(self.world, "iut", None)
+        if not pattern or iut is None or iut.container is None:
+            return None
+
+        def found():
+            match = re.search(pattern, iut.container.logs(tail=200))
+            return match.group(0).replace("\r", "") if match else None
+
+        try:
+            return wait_until(found, bound, poll_max=0.2, what="the IUT's log line")
+        except TimedOut:
+            return ""
 
     @property
     def user(self) -> str:

@@ -34,6 +34,7 @@ PROBE_FRACTION, PROBE_FIXED = 0.10, 1.0
 DROP_FRACTION, DROP_FIXED = 0.10, 1.0  # the drop within 10 % + 1 s of its bounds
 WATCH_FACTOR = 3  # the drop is watched for up to this many times its upper bound
 BURST = 0.1  # packets from the IUT less than this many seconds apart are one keepalive
+TRAFFIC_EVERY = 0.5  # the tester's SSH_MSG_IGNORE period in the traffic case, as a fraction of max-wait
 RECOVER_WATCH = 30.0  # seconds after the path returns that a client claiming reconnect has to log in again
 RETURN_AFTER = 1.0  # seconds the path stays dead after the client dropped the session
 DEAD_PEERS = {
@@ -101,6 +102,9 @@ def test_a_dead_peer_is_probed_then_dropped(ssh: SshCase, verdict, how):
     text = (f"dropped {after_s:.2f} s after the tester's last packet ({ending.describe()}), after {len(probes)} keepalive(s)"
             if ending else
             f"not dropped within {WATCH_FACTOR * high:g} s of the tester's last packet ({len(probes)} keepalive(s))")
+    said = ssh.dead_peer_log() if ending is not None else None
+    if said is not None:
+        text += f"; its log: {said!r}" if said else "; its log shows no line for it"
     if not ssh.honours("max-attempts"):
         verdict.not_applicable_for("RFC9644-keepalives-max-attempts",
                                    f"{ssh.world.manifest.name}'s keepalive command takes no {{max-attempts}}: its own count "
@@ -116,7 +120,8 @@ def test_a_dead_peer_is_probed_then_dropped(ssh: SshCase, verdict, how):
     elif too_few:
         text += f": it gave up after {len(probes)} unanswered keepalive(s), max-attempts is {attempts}"
     verdict.check("RFC9644-keepalives-max-attempts", ok, text,
-                  measured={"dropped_after_s": after_s, "keepalives": len(probes), "how": how}, tolerance=drop_tolerance)
+                  measured={"dropped_after_s": after_s, "keepalives": len(probes), "how": how, "log": said},
+                  tolerance=drop_tolerance)
 
 
 @pytest.mark.roles("server", "client")
@@ -186,3 +191,41 @@ def test_a_client_comes_back_after_the_server_returns(ssh: SshCase, verdict):
         verdict.not_applicable(f"{ssh.world.manifest.name} does not claim reconnect")
     verdict.check("SSHKA-reconnect-claimed", again is not None and again.ok, text, measured=measured,
                   tolerance=f"logged in again within {RECOVER_WATCH:g} s of the path's return")
+
+
+@pytest.mark.roles("server", "client")
+@pytest.mark.requirement("SSHKA-traffic-keeps", "SSHKA-traffic-defers")
+def test_traffic_from_the_peer_counts_as_life(ssh: SshCase, verdict):
+    """The peer answers no keepalive but sends SSH_MSG_IGNORE every max-wait / 2 s: it is alive, and kept."""
+    wait, attempts = KNOBS["max-wait"], KNOBS["max-attempts"]
+    ssh.start(knobs=KNOBS)
+    session = ssh.session()
+    tester = session.ssh
+    tester.stop_answering()
+    began = time.time()
+    watch = wait * (attempts + 2)
+    due, sent = began, 0
+    ending = None
+    while time.time() - began < watch:
+        tester.send_ignore()
+        sent += 1
+        due += wait * TRAFFIC_EVERY
+        ending = ssh.wait_ending(session, max(due - time.time(), 0), after=began)
+        if ending is not None:
+            break
+    asked = tester.received(began, (GLOBAL_REQUEST,))
+    held = (f"{len(asked)} keepalive(s) came while the tester's packets flowed" if asked else
+            "no keepalive came while the tester's packets flowed")
+    verdict.observe("SSHKA-traffic-defers", held + f" ({sent} SSH_MSG_IGNORE, one every {wait * TRAFFIC_EVERY:g} s; "
+                                                   "keepalives left unanswered)",
+                    measured={"keepalives": len(asked), "ignores": sent})
+    if ending is not None:
+        verdict.check("SSHKA-traffic-keeps", False,
+                      f"the IUT dropped a peer that sent a packet every {wait * TRAFFIC_EVERY:g} s, "
+                      f"{ending.t - began:.1f} s in ({ending.describe()}), after {len(asked)} unanswered keepalive(s)",
+                      measured={"dropped_after_s": round(ending.t - began, 3), "keepalives": len(asked)})
+    else:
+        verdict.check("SSHKA-traffic-keeps", tester.alive,
+                      f"kept for {watch} s while the tester sent a packet every {wait * TRAFFIC_EVERY:g} s and answered "
+                      f"no keepalive; {held}", measured={"keepalives": len(asked), "ignores": sent},
+                      tolerance=f"kept for max-wait x (max-attempts + 2) = {watch} s")

@@ -26,6 +26,9 @@ The defects (for the suite's faulty peers; each patches asyncssh's request handl
   --drops-live          drop every client 2 x max-wait after login, answered keepalives or not
                         (as a client: leave the server 2 x max-wait after login)
   --no-redial           (client) exit when the first connection ends instead of dialling again
+  --clock-keepalive     replace asyncssh's keepalive by one on a fixed clock that counts only replies: a
+                        keepalive every max-wait seconds whatever the peer sends, the peer dropped after
+                        max-attempts unanswered ones in a row
 """
 import argparse
 import asyncio
@@ -123,6 +126,9 @@ class Server(asyncssh.SSHServer):
     def session_requested(self):
         return Session()
 
+    def auth_completed(self):
+        start_clock_keepalive(self.conn)
+
     def server_requested(self, listen_host, listen_port):
         return True  # remote port forwarding allowed, as OpenSSH and Dropbear allow it by default
 
@@ -137,10 +143,28 @@ async def serve(args):
 
 
 def keepalive_options(args):
-    if not args.max_wait or args.keepalive_ignored:
+    if not args.max_wait or args.keepalive_ignored or args.clock_keepalive:
         return {}
     attempts = args.max_attempts - 1 if args.early_give_up else args.max_attempts
     return {"keepalive_interval": args.max_wait, "keepalive_count_max": max(attempts, 1)}
+
+
+async def clock_keepalive(conn, interval, attempts):
+    """The --clock-keepalive defect: keepalives on a fixed clock, traffic from the peer not counted."""
+    pending, missed = None, 0
+    while not conn.is_closed():
+        await asyncio.sleep(interval)
+        missed = missed + 1 if pending is not None and not pending.done() else 0
+        if missed >= attempts:
+            log("dropping the peer: keepalives unanswered (planted defect: its traffic is not counted)")
+            conn.close()
+            return
+        pending = asyncio.ensure_future(conn._make_global_request(b"keepalive@openssh.com"))
+
+
+def start_clock_keepalive(conn):
+    if ARGS.clock_keepalive and ARGS.max_wait:
+        asyncio.ensure_future(clock_keepalive(conn, ARGS.max_wait, ARGS.max_attempts))
 
 
 class Client(asyncssh.SSHClient):
@@ -153,6 +177,9 @@ class Client(asyncssh.SSHClient):
     def _drop(self):
         log("leaving the server (planted defect)")
         self.conn.close()
+
+    def connection_lost(self, exc):
+        log(f"connection closed: {exc or 'by the server'}")
 
 
 async def dial(args):
@@ -168,8 +195,8 @@ async def dial(args):
             log(f"could not log in: {exc}")
         else:
             log("logged in")
+            start_clock_keepalive(conn)
             await conn.wait_closed()
-            log("connection closed")
         if args.no_redial:
             return
         await asyncio.sleep(0.2)
@@ -187,7 +214,7 @@ def main():
     parser.add_argument("--max-attempts", type=int, default=3)
     for flag in ("no-reply", "disconnect-unknown", "success-unknown", "reply-unwanted", "out-of-order",
                  "channel-success", "channel-reply-unwanted", "keepalive-ignored", "early-give-up", "drops-live",
-                 "no-redial"):
+                 "no-redial", "clock-keepalive"):
         parser.add_argument(f"--{flag}", action="store_true")
     ARGS = parser.parse_args()
     if (ARGS.connect is None) == (ARGS.port is None):

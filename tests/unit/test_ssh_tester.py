@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
+import time
 
 import asyncssh
 import pytest
@@ -124,3 +125,41 @@ def test_the_tester_as_server_offers_curve25519_first_and_the_rest_of_asyncssh_s
 
     algs = server_kex_algs()
     assert algs[:2] == SERVER_KEX_FIRST and len(algs) == len(set(algs)) > 2
+
+
+def test_ignore_packets_keep_a_client_s_keepalive_quiet_and_unanswered_keepalives_end_it():
+    """send_ignore() is traffic the client counts as life; after stop_answering() its keepalives go unanswered
+    and its keepalive gives the tester up (both wrap asyncssh internals: this breaks if they move)."""
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    user_key = asyncssh.generate_private_key("ssh-ed25519")
+    a, b = socket.socketpair()
+    tester = SshTester(a, timeout=10)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    async def client():
+        return await asyncssh.connect("tester", 22, sock=b, username="aliveness", client_keys=[user_key],
+                                      known_hosts=None, agent_path=None, config=None,
+                                      keepalive_interval=0.5, keepalive_count_max=1)
+
+    future = asyncio.run_coroutine_threadsafe(client(), loop)
+    try:
+        assert tester.accept(host_key.export_private_key(), user_key.export_public_key()) is None
+        future.result(10)
+        tester.stop_answering()
+        began = time.time()
+        due = began
+        while time.time() - began < 1.5:  # IGNORE every 0.2 s: the client's 0.5 s keepalive never comes due
+            tester.send_ignore()
+            due += 0.2
+            wait_until(lambda until=due: time.time() >= until, 1)
+        assert tester.alive and not tester.received(began, (GLOBAL_REQUEST,))
+        quiet = time.time()
+        wait_until(lambda: tester.closed is not None, 5, what="the client to give the tester up")
+        asked = tester.received(quiet, (GLOBAL_REQUEST,))
+        assert asked and not [m for m in tester.messages if m.direction == "out" and m.t > quiet
+                              and m.kind in (REQUEST_SUCCESS, REQUEST_FAILURE)]
+    finally:
+        tester.close()
+        loop.call_soon_threadsafe(loop.stop)
