@@ -46,3 +46,21 @@ def test_a_broken_iut_is_reported_in_one_line(run_suite, tmp_path, command, says
     errors = [v for c in report["cases"] for v in c["verdicts"] if v["outcome"] == "error"]
     assert errors and says in errors[0]["message"]
     assert not leftovers(report["run_id"])
+
+
+def test_a_version_command_that_never_ends_is_cut_off_and_removed(tmp_path, monkeypatch):
+    """A version command that starts a server instead of printing (as `coap-server-notls -h x` does) must not
+    hang the run: it is stopped after VERSION_TIMEOUT and its container removed."""
+    from fixtures import peers
+
+    monkeypatch.setattr(peers, "VERSION_TIMEOUT", 2.0)
+    monkeypatch.setattr(peers, "VERSION_CACHE", tmp_path / "versions")
+    path = tmp_path / "peer.toml"
+    path.write_text(f'name = "hangs"\nversion = ["sleep", "600"]\n[image]\nbuild = "{SOCAT}"\n'
+                    '[tcp.server]\nport = 7000\ncommand = "sleep 1"\n')
+    manifest_ = peers.load_manifest(path)
+    image_id = engine.client().images.get(manifest_.image()).id
+    assert "did not finish within 2 s" in manifest_.version()
+    left = [c for c in engine.client().containers.list(all=True, filters={"ancestor": image_id})
+            if c.attrs["Config"]["Cmd"] == ["600"]]
+    assert not left

@@ -28,6 +28,8 @@ def test_a_request_with_options_and_payload_round_trips_and_aiocoap_agrees():
 @pytest.mark.parametrize(("raw", "error"), [
     (b"\x40\x00\x12", "shorter than the 4-octet header"),
     (bytes([0x4F, 0x01, 0, 1]) + b"x" * 15, "token length 15"),
+    (bytes([0x49, 0x01, 0, 1]) + b"x" * 9, "token length 9"),
+    (bytes([0x4D, 0x01, 0, 1, 0x05]), "token cut short"),
     (bytes([0x80, 0x00, 0, 1]), "version 2"),
     (bytes([0x41, 0x00, 0, 1, 0xAA]), "an Empty message with octets after the header"),
     (bytes([0x40, 0x01, 0, 1, 0xFF]), "payload marker with no payload"),
@@ -65,3 +67,10 @@ def test_a_length_that_never_completes_stays_pending_and_a_huge_one_is_refused()
     bad = cw.StreamReader()
     (msg,) = bad.feed(bytes([0x0F, cw.PING]))
     assert "token length 15" in msg.error and bad.error
+
+
+def test_rfc_8974_extended_token_lengths_read_back():
+    token = bytes(range(20))
+    raw = bytes([0x4D, cw.GET, 0, 9, len(token) - 13]) + token
+    msg = cw.decode_udp(raw)
+    assert msg.error == "" and msg.token == token

@@ -28,3 +28,17 @@ def test_an_unconnected_udp_socket_counts_as_listening():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
         server.bind(("127.0.0.1", 0))
         assert subprocess.run(listen_wait_argv(server.getsockname()[1], 2), check=False).returncode == 0
+
+
+def test_a_datagram_protocol_waits_for_the_udp_socket_not_a_tcp_listener_on_the_same_port():
+    from fixtures.protocols import DATAGRAM, STREAM
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        assert subprocess.run(listen_wait_argv(port, 0.5, DATAGRAM), check=False).returncode != 0
+        assert subprocess.run(listen_wait_argv(port, 2, STREAM), check=False).returncode == 0
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+            server.bind(("127.0.0.1", port))
+            assert subprocess.run(listen_wait_argv(port, 2, DATAGRAM), check=False).returncode == 0
