@@ -74,3 +74,14 @@ def test_rfc_8974_extended_token_lengths_read_back():
     raw = bytes([0x4D, cw.GET, 0, 9, len(token) - 13]) + token
     msg = cw.decode_udp(raw)
     assert msg.error == "" and msg.token == token
+
+
+def test_the_empty_con_fault_match_names_exactly_the_coap_ping():
+    from fixtures.protocols.coap import EMPTY_CON, is_empty_con
+
+    assert is_empty_con(cw.encode_udp(cw.CON, cw.EMPTY, 0xBEEF))
+    assert not is_empty_con(cw.encode_udp(cw.NON, cw.EMPTY, 1))
+    assert not is_empty_con(cw.encode_udp(cw.CON, cw.EMPTY, 1, token=b"x"))
+    assert not is_empty_con(cw.encode_udp(cw.CON, cw.GET, 1))
+    # the nftables rule: UDP length 12 (8 of header, 4 of CoAP) and the first two CoAP octets 0x40 0x00
+    assert "udp length 12" in EMPTY_CON[4] and "@th,64,16 == 0x4000" in EMPTY_CON[4] and EMPTY_CON[4] == EMPTY_CON[6]
