@@ -164,3 +164,48 @@ def test_pings_in_a_burst_are_reported(coap: CoapCase, verdict):
     missing = ", ".join(f"{m:#06x}" for m in mids if m not in resets)
     verdict.observe("COAP-ping-burst", f"{len(answered)} of {len(mids)} pings sent 10 ms apart got their Reset"
                     + (f" (none for mid {missing})" if missing else ""), measured={"pings": len(mids), "reset": len(answered)})
+
+
+# Bad input that is not a format error: each is sent between two pings; only survival is graded.
+STORM_OPTIONS = 500
+FLOOD = 2000
+BAD_INPUT = {
+    "option-storm": (f"a Confirmable GET with {STORM_OPTIONS} options (Uri-Path, one octet each)",
+                     lambda coap: [encode_udp(CON, 1, coap.mid(), token=b"\x51", options=[(11, b"s")] * STORM_OPTIONS)]),
+    "64k-datagram": ("a 65507-octet datagram (the largest UDP over IPv4 carries): a Confirmable POST with that much payload",
+                     lambda coap: [encode_udp(CON, 2, coap.mid(), token=b"\x64", payload=b"\xa5" * (65507 - 6))]),
+    "flood": (f"{FLOOD} Confirmable GETs back to back",
+              lambda coap: [encode_udp(CON, 1, coap.mid(), token=b"\xf1", options=[(11, b"f")]) for _ in range(FLOOD)]),
+}
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("COAP-survives-bad-input")
+@pytest.mark.parametrize("kind", BAD_INPUT, ids=BAD_INPUT)
+def test_bad_input_leaves_the_endpoint_alive(coap: CoapCase, verdict, kind):
+    """A ping (the baseline), then an option storm, a 64 KiB datagram or a bounded flood, then a ping again:
+    whatever the IUT made of the bad input, it must still answer the second ping."""
+    what, build = BAD_INPUT[kind]
+    coap.start()
+    _, before = ping(coap)
+    if before.first is None or before.first.mtype != RST:
+        verdict.inconclusive_rest("the IUT did not answer the baseline ping with a Reset, so a ping afterwards proves nothing")
+    messages = build(coap)
+    start = time.time()
+    coap.send(messages[0])
+    for data in messages[1:]:
+        coap.send(data, gap=0)
+    # The flood is queued at once; the answers it draws are counted, not waited for one by one.
+    until = time.time() + ANSWER_BOUND
+    wait_until(lambda: time.time() > until, ANSWER_BOUND + 1, poll_max=0.1, what="the bad input to be taken in")
+    answers = [d for d in coap.datagrams() if d.src == coap.iut and d.destination == coap.origin and start <= d.t <= until]
+    kinds = sorted({decode_udp(d.head).describe().split(" mid=")[0] for d in answers})
+    _, after = ping(coap)
+    alive = after.first is not None and after.first.mtype == RST
+    exited = coap.world.iut.container.exit_code() if not coap.world.external and coap.world.iut.container else None
+    reaction = f"{len(answers)} datagrams back ({', '.join(kinds[:4])})" if answers else "no answer"
+    verdict.check("COAP-survives-bad-input", alive,
+                  f"after {what} ({reaction}) a ping still got its Reset" if alive else
+                  f"after {what} ({reaction}) a ping got {after.describe_answers()}"
+                  + (f" (the IUT exited with status {exited})" if exited is not None else ""),
+                  measured={"sent": len(messages), "answers": len(answers)}, tolerance=TOLERANCE)

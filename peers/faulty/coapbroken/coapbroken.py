@@ -1,6 +1,7 @@
-"""A CoAP-over-UDP server that keeps RFC 7252 §4.2/§4.3 unless a flag plants a defect.
+"""A CoAP server that keeps RFC 7252 §4.2/§4.3 (over UDP) or RFC 8323 §3.3/§5 (over TCP, with --tcp) unless
+a flag plants a defect.
 
-    coapbroken.py PORT [--flag ...]
+    coapbroken.py PORT [--tcp] [--flag ...]
 
 Conformant behaviour: an Empty Confirmable (a ping) or a malformed Confirmable gets a Reset with its Message
 ID; a Confirmable GET gets a piggybacked 2.05 "hello"; a Non-confirmable GET a Non-confirmable 2.05; ACKs,
@@ -16,15 +17,54 @@ The defects (one per faulty manifest):
   --ack-malformed     acknowledge a malformed Confirmable instead of rejecting it
   --silent-malformed  drop a malformed Confirmable without a Reset
   --crash-malformed   exit on a malformed message
+
+Over TCP (--tcp), conformant behaviour: a CSM first on every connection; a connection whose first message is
+not a CSM, or a signalling message with an unknown critical (odd) option, or a message that cannot be framed,
+is aborted (7.05, then close); a Ping gets a Pong with its token (and Custody when the Ping asks for it); an
+Empty message is ignored; a GET gets 2.05 "hello". The defects:
+  --no-pong           never answer a Ping
+  --pong-token        answer a Ping with a Pong whose token is not the Ping's
+  --pong-late         answer a Ping after 1 s
+  --no-csm            send no CSM
+  --accept-no-csm     carry on with a connection that did not open with a CSM
+  --keep-critical     answer a Ping with an unknown critical option instead of aborting
+  --elective-aborts   abort on any option it does not know, elective ones too
+  --answers-empty     answer an Empty message with 4.04
+  --silent-abort      abort connections without a 7.05 Abort
+  --crash-garbage     exit on a message that cannot be framed
 """
 import argparse
+import os
 import socket
+import socketserver
 import sys
+import threading
 
-from fixtures.coapwire import ACK, CON, CONTENT, EMPTY, GET, NON, RST, decode_udp, encode_udp
+from fixtures.coapwire import (
+    ABORT,
+    ACK,
+    CON,
+    CONTENT,
+    CSM,
+    EMPTY,
+    GET,
+    NON,
+    NOT_FOUND,
+    OPTION_CUSTODY,
+    PING,
+    PONG,
+    RST,
+    StreamReader,
+    decode_udp,
+    encode_tcp,
+    encode_udp,
+)
 
 FLAGS = ("ignore-ping", "ack-ping", "wrong-mid", "reset-not-empty", "answers-ack", "ack-non", "ack-malformed",
-         "silent-malformed", "crash-malformed")
+         "silent-malformed", "crash-malformed",
+         "no-pong", "pong-token", "pong-late", "no-csm", "accept-no-csm", "keep-critical", "elective-aborts",
+         "answers-empty", "silent-abort", "crash-garbage")
+KNOWN_SIGNAL_OPTIONS = {CSM: {2, 4}, PING: {OPTION_CUSTODY}, PONG: {OPTION_CUSTODY}}
 
 
 def reset(args, mid):
@@ -59,12 +99,95 @@ def answer(args, data):
     return reset(args, msg.mid) if msg.mtype == CON else None
 
 
+class Abort(Exception):
+    """The connection must be aborted, for the reason given."""
+
+
+def broken(args, why):
+    """A message that cannot be read, or a stream that cannot be framed any more: abort (or, planted, exit)."""
+    if args.crash_garbage:
+        print(f"malformed input ({why}): exiting (planted defect)", flush=True)
+        os._exit(3)
+    raise Abort(why)
+
+
+def tcp_answers(args, msg, first):
+    """What to send back for ``msg`` over TCP (a list of frames); raises Abort when the connection must end."""
+    if msg.error:
+        broken(args, msg.error)
+    if first and msg.code != CSM and not args.accept_no_csm:
+        raise Abort("the first message was not a CSM")
+    if msg.code >> 5 == 7:
+        known = KNOWN_SIGNAL_OPTIONS.get(msg.code, set())
+        unknown = [n for n, _ in msg.options if n not in known]
+        if any(n % 2 for n in unknown) and not args.keep_critical:
+            raise Abort(f"unknown critical option {unknown[0]}")
+        if unknown and args.elective_aborts:
+            raise Abort(f"unknown option {unknown[0]} (planted defect: elective ones too)")
+    if msg.code == PING:
+        if args.no_pong:
+            return []
+        token = msg.token + b"x" if args.pong_token else msg.token
+        custody = [(OPTION_CUSTODY, b"")] if msg.option(OPTION_CUSTODY) else []
+        if args.pong_late:
+            threading.Event().wait(1.0)
+        return [encode_tcp(PONG, token=token, options=custody)]
+    if msg.code == EMPTY:
+        return [encode_tcp(NOT_FOUND)] if args.answers_empty else []
+    if msg.code == GET:
+        return [encode_tcp(CONTENT, token=msg.token, payload=b"hello")]
+    if msg.code >> 5 == 0:
+        return [encode_tcp(NOT_FOUND, token=msg.token)]
+    return []
+
+
+def serve_tcp(args):
+    class Handler(socketserver.BaseRequestHandler):
+        def handle(self):
+            sock, reader, first = self.request, StreamReader(), True
+            if not args.no_csm:
+                sock.sendall(encode_tcp(CSM))
+            try:
+                while data := sock.recv(65536):
+                    for msg in reader.feed(data):
+                        replies = tcp_answers(args, msg, first)
+                        first = False
+                        print(f"{msg.describe()} -> {len(replies)} messages", flush=True)
+                        for reply in replies:
+                            sock.sendall(reply)
+                    if reader.error:
+                        broken(args, reader.error)
+            except Abort as why:
+                print(f"aborting the connection: {why}", flush=True)
+                if not args.silent_abort:
+                    sock.sendall(encode_tcp(ABORT, payload=str(why).encode()[:60]))
+            except OSError:
+                pass
+
+    class Server(socketserver.ThreadingTCPServer):
+        address_family = socket.AF_INET6
+        allow_reuse_address = True
+        daemon_threads = True
+
+        def server_bind(self):
+            self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            super().server_bind()
+
+    with Server(("::", args.port), Handler) as server:
+        print(f"listening on port {args.port} (tcp)", flush=True)
+        server.serve_forever()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
+    parser.add_argument("--tcp", action="store_true")
     for flag in FLAGS:
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()
+    if args.tcp:
+        serve_tcp(args)
+        return
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind(("::", args.port))

@@ -1,0 +1,124 @@
+"""The ``coap_tcp`` fixture: a CoAP-over-TCP IUT (server role), the tester's connections to it, the capture.
+
+The tester's agent opens TCP connections to the IUT and writes the CoAP messages the case builds
+(fixtures/coapwire.py: a CSM, Pings with or without options, an Empty message, a length field that never
+completes, ...). What the IUT did is read from the capture in its own namespace (fixtures/coaptcp.py): every
+message it sent on that connection, stamped when its last octet crossed the wire, and how it ended the
+connection. Answer times run from the capture time of the tester's message as it reached the IUT.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from fixtures.coaptcp import CoapTcpLog, End, WireMessage, coap_tcp_messages
+from fixtures.coapwire import CSM, encode_tcp
+from fixtures.sessions import CaseWorld
+from fixtures.testers.tcp import TcpTester
+from fixtures.timeline import ConnKey, conn_key
+from fixtures.waiting import TimedOut, wait_until
+
+ANSWER_BOUND = 2.0  # seconds an answer may take: a Pong comes in about a millisecond; this tells "answered" from "never"
+ARRIVAL_BOUND = 5.0  # seconds the tester's message may take to show in the IUT's capture
+ABORT_BOUND = 5.0  # seconds an IUT has to abort a connection the RFC tells it to abort
+GAP = 0.2  # seconds between two messages of the tester's, so each answer is told apart on the wire
+
+
+@dataclass
+class Conn:
+    """One connection of the tester's to the IUT."""
+
+    id: str
+    key: ConnKey
+    local: tuple[str, int]
+    opened: float
+    sent: int = 0  # messages the tester wrote on it
+
+
+class CoapTcpCase:
+    def __init__(self, world: CaseWorld) -> None:
+        self.world = world
+        self.tester: TcpTester | None = None
+        self.conns: list[Conn] = []
+        self.last_sent = 0.0
+
+    def start(self) -> CoapTcpCase:
+        world = self.world
+        world.require(keepalive=False, needs_container=False)
+        world.build(None)
+        self.tester = TcpTester(world.tester_pod)
+        world.cleanups.append(self.tester.stop)
+        world.logs["tester.log"] = self.tester.log
+        world.logs["coap-tcp.txt"] = lambda: self.wire().to_text()
+        if world.external:
+            self.port = world.iut_port
+        else:
+            world.iut.start()
+            world.iut.wait_ready()
+            self.port = world.iut.port
+        return self
+
+    @property
+    def iut(self) -> str:
+        return self.world.iut_address
+
+    def wire(self) -> CoapTcpLog:
+        return coap_tcp_messages(self.world.capture.segments())
+
+    def open(self, csm: bool = True) -> Conn:
+        """A new connection to the IUT; with ``csm`` the tester's CSM (no options: base values) goes first."""
+        cid = self.tester.connect(self.iut, self.port)
+        event = self.tester.find(lambda e: e.conn == cid and e.ev == "connected")
+        local = (self.world.tester_address, int(event.data["local"][1]))
+        conn = Conn(cid, conn_key(local, (self.iut, self.port)), local, time.time())
+        self.conns.append(conn)
+        if csm:
+            self.send(conn, encode_tcp(CSM))
+        return conn
+
+    def send(self, conn: Conn, data: bytes, gap: float = GAP) -> None:
+        wait_until(lambda: time.time() >= self.last_sent + gap, gap + 1, poll_max=0.02, what="the gap between messages")
+        self.last_sent = time.time()
+        conn.sent += 1
+        self.tester.send(conn.id, data)
+
+    def arrived(self, conn: Conn, index: int) -> WireMessage | None:
+        """The tester's ``index``-th message on ``conn`` as it reached the IUT (capture), waiting ARRIVAL_BOUND."""
+        try:
+            return wait_until(lambda: next((m for m in self.wire().sent_by(self.world.tester_address, conn=conn.key)
+                                            if m.index == index), None), ARRIVAL_BOUND, poll_max=0.05,
+                              what="the tester's message to reach the IUT")
+        except TimedOut:
+            return None
+
+    def from_iut(self, conn: Conn, after: float = 0.0) -> list[WireMessage]:
+        return self.wire().sent_by(self.iut, conn=conn.key, after=after)
+
+    def answer(self, conn: Conn, after: float, predicate, bound: float = ANSWER_BOUND) -> WireMessage | None:
+        """The IUT's first message on ``conn`` after capture time ``after`` that ``predicate`` accepts, waiting
+        until ``bound`` seconds past ``after``; or None."""
+        def found():
+            m = next((m for m in self.from_iut(conn, after) if predicate(m)), None)
+            return m or (time.time() > after + bound and "none")
+        result = wait_until(found, bound + ARRIVAL_BOUND, poll_max=0.02, what="the IUT's answer")
+        return None if result == "none" else result
+
+    def ended(self, conn: Conn, after: float, bound: float) -> End | None:
+        """How the IUT ended ``conn`` (its FIN or RST) after capture time ``after``, waiting ``bound`` s; or None."""
+        def found():
+            end = self.wire().end_by(self.iut, after=after, conn=conn.key)
+            return end or (time.time() > after + bound and "none")
+        result = wait_until(found, bound + ARRIVAL_BOUND, poll_max=0.05, what="the IUT to end the connection")
+        return None if result == "none" else result
+
+    def watch(self, until: float) -> None:
+        """Let capture time ``until`` pass (a window in which something must not happen)."""
+        wait_until(lambda: time.time() > until, max(until - time.time(), 0) + 1, poll_max=0.1, what="the window to pass")
+
+
+@pytest.fixture
+def coap_tcp(iut, run_state, verdict):
+    with CaseWorld.opened(run_state, verdict, iut, "coap-tcp") as world:
+        yield CoapTcpCase(world)
