@@ -25,6 +25,7 @@ CLOCK_SLACK = 0.005  # capture timestamps and time.time() read the same clock; t
 # Seconds between two messages of the tester's: liveness checks come seconds apart, and libcoap 4.3.1 answers no
 # second ping that comes within about half a second of its last Reset (the burst case reports that on its own).
 GAP = 1.0
+TESTER_PORT = 5683  # where a client IUT sends its requests: CoAP's own port, on the tester
 
 
 @dataclass
@@ -84,6 +85,26 @@ class CoapCase:
         self.tester_port = int(self.tester.opened(self.conn).data["local"][1])
         self.last_sent = time.time()  # the first message, too, comes GAP after the IUT is ready
         return self
+
+    def start_client(self) -> CoapCase:
+        """The IUT as a client of the tester: the tester's UDP socket on TESTER_PORT (it answers nothing; the
+        case decides what reaches it), the world built; the case starts the IUT when its faults are in place."""
+        world = self.world
+        world.require(keepalive=False)
+        world.build(None, tester_port=TESTER_PORT)
+        self.tester = TcpTester(world.tester_pod)
+        world.cleanups.append(self.tester.stop)
+        world.logs["tester.log"] = self.tester.log
+        world.logs["coap.txt"] = lambda: to_text(self.datagrams())
+        wildcard = "::" if ":" in world.iut_address else "0.0.0.0"
+        self.conn = self.tester.udp_open(host=wildcard, port=TESTER_PORT)
+        self.tester_port = TESTER_PORT
+        return self
+
+    def from_iut(self, after: float = 0.0) -> list[tuple[Datagram, Message]]:
+        """Every datagram the IUT sent to the tester's socket after capture time ``after``, decoded."""
+        return [(d, decode_udp(d.head)) for d in self.datagrams()
+                if d.src == self.iut and d.destination == self.origin and d.t > after]
 
     @property
     def iut(self) -> str:

@@ -1,7 +1,9 @@
-"""A CoAP server on aiocoap: one resource, /hello (GET returns "hello"); aiocoap's own message layer answers
-pings, duplicates and malformed messages.
+"""aiocoap as a CoAP peer: a server with one resource, /hello (GET returns "hello"), or a client that sends one
+Confirmable GET. aiocoap's own message layer does the rest: it answers pings, duplicates and malformed messages,
+and it retransmits an unacknowledged request and gives up on it by its own transmission parameters.
 
-    coappeer.py PORT
+    coappeer.py PORT                 serve on PORT
+    coappeer.py --get HOST PORT      GET coap://HOST:PORT/aliveness once; print the response or the failure
 """
 import asyncio
 import sys
@@ -16,7 +18,7 @@ class Hello(resource.Resource):
         return aiocoap.Message(payload=b"hello")
 
 
-async def main(port):
+async def serve(port):
     site = resource.Site()
     site.add_resource(["hello"], Hello())
     try:  # the IPv6 wildcard (which takes IPv4 too) where the namespace has IPv6, else IPv4's
@@ -27,5 +29,22 @@ async def main(port):
     await asyncio.get_running_loop().create_future()
 
 
+async def get(host, port):
+    context = await aiocoap.Context.create_client_context()
+    authority = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    request = aiocoap.Message(code=aiocoap.GET, uri=f"coap://{authority}/aliveness")
+    print(f"GET coap://{authority}/aliveness", flush=True)
+    try:
+        response = await context.request(request).response
+    except Exception as err:  # noqa: BLE001 - the failure is what the log must show
+        print(f"request failed: {type(err).__name__}: {err}", flush=True)
+    else:
+        print(f"response: {response.code} {response.payload!r}", flush=True)
+    await context.shutdown()
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1])))
+    if sys.argv[1] == "--get":
+        asyncio.run(get(sys.argv[2], int(sys.argv[3])))
+    else:
+        asyncio.run(serve(int(sys.argv[1])))

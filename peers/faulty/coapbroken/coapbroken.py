@@ -2,6 +2,7 @@
 a flag plants a defect.
 
     coapbroken.py PORT [--tcp] [--flag ...]
+    coapbroken.py PORT --client HOST [--flag ...]    one Confirmable GET to HOST:PORT (UDP)
 
 Conformant behaviour: an Empty Confirmable (a ping) or a malformed Confirmable gets a Reset with its Message
 ID; a Confirmable GET gets a piggybacked 2.05 "hello"; a Non-confirmable GET a Non-confirmable 2.05; ACKs,
@@ -32,9 +33,17 @@ Empty message is ignored; a GET gets 2.05 "hello". The defects:
   --answers-empty     answer an Empty message with 4.04
   --silent-abort      abort connections without a 7.05 Abort
   --crash-garbage     exit on a message that cannot be framed
+
+As a client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a random
+2 to 3 s, each wait twice the one before, at most 4 times; then it gives up. The defects:
+  --no-backoff        keep the first wait (2 to 3 s) for every retransmission
+  --endless           never give up (and keep doubling)
+  --fast-start        first retransmission after 1 s
+  --triple            each wait three times the one before (the first 2 s)
 """
 import argparse
 import os
+import random
 import socket
 import socketserver
 import sys
@@ -63,7 +72,7 @@ from fixtures.coapwire import (
 FLAGS = ("ignore-ping", "ack-ping", "wrong-mid", "reset-not-empty", "answers-ack", "ack-non", "ack-malformed",
          "silent-malformed", "crash-malformed",
          "no-pong", "pong-token", "pong-late", "no-csm", "accept-no-csm", "keep-critical", "elective-aborts",
-         "answers-empty", "silent-abort", "crash-garbage")
+         "answers-empty", "silent-abort", "crash-garbage", "no-backoff", "endless", "fast-start", "triple")
 KNOWN_SIGNAL_OPTIONS = {CSM: {2, 4}, PING: {OPTION_CUSTODY}, PONG: {OPTION_CUSTODY}}
 
 
@@ -178,15 +187,44 @@ def serve_tcp(args):
         server.serve_forever()
 
 
+def client(args):
+    family = socket.AF_INET6 if ":" in args.client else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    mid = random.randrange(0x10000)
+    request = encode_udp(CON, GET, mid, token=b"\xc1", options=[(11, b"aliveness")])
+    timeout = 1.0 if args.fast_start else 2.0 if args.triple else random.uniform(2.0, 3.0)
+    sent = 0
+    while True:
+        sock.sendto(request, (args.client, args.port))
+        print(f"sent {decode_udp(request).describe()} (transmission {sent + 1}); next wait {timeout:.3f} s", flush=True)
+        sent += 1
+        sock.settimeout(timeout)
+        try:
+            while decode_udp(sock.recv(65535)).mid != mid:
+                pass
+            print("acknowledged", flush=True)
+            return
+        except TimeoutError:
+            pass
+        if sent > 4 and not args.endless:
+            print("gave up after 4 retransmissions", flush=True)
+            return
+        timeout = timeout if args.no_backoff else timeout * (3 if args.triple else 2)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--tcp", action="store_true")
+    parser.add_argument("--client", metavar="HOST")
     for flag in FLAGS:
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()
     if args.tcp:
         serve_tcp(args)
+        return
+    if args.client:
+        client(args)
         return
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
