@@ -14,8 +14,9 @@ from dataclasses import dataclass
 import pytest
 
 from fixtures.coaptcp import CoapTcpLog, End, WireMessage, coap_tcp_messages
-from fixtures.coapwire import CSM, encode_tcp
+from fixtures.coapwire import CSM, PING, PONG, StreamReader, encode_tcp
 from fixtures.sessions import CaseWorld
+from fixtures.sockwatch import SocketWatch
 from fixtures.testers.tcp import TcpTester
 from fixtures.timeline import ConnKey, conn_key
 from fixtures.waiting import TimedOut, wait_until
@@ -23,6 +24,9 @@ from fixtures.waiting import TimedOut, wait_until
 ANSWER_BOUND = 2.0  # seconds an answer may take: a Pong comes in about a millisecond; this tells "answered" from "never"
 ARRIVAL_BOUND = 5.0  # seconds the tester's message may take to show in the IUT's capture
 ABORT_BOUND = 5.0  # seconds an IUT has to abort a connection the RFC tells it to abort
+ACCEPT_BOUND = 30.0  # seconds a client IUT has, once started, to connect to the tester
+TESTER_PORT = 5683  # where a client IUT connects: CoAP's own port, on the tester
+CLOSED_BY_IUT = {"FIN-WAIT-1", "FIN-WAIT-2", "CLOSING", "LAST-ACK", "TIME-WAIT", "gone"}  # socket states once it closed
 GAP = 0.2  # seconds between two messages of the tester's, so each answer is told apart on the wire
 
 
@@ -35,6 +39,7 @@ class Conn:
     local: tuple[str, int]
     opened: float
     sent: int = 0  # messages the tester wrote on it
+    iut_port: int | None = None  # the IUT's end of it
 
 
 class CoapTcpCase:
@@ -42,6 +47,7 @@ class CoapTcpCase:
         self.world = world
         self.tester: TcpTester | None = None
         self.conns: list[Conn] = []
+        self.sockwatch: SocketWatch | None = None
         self.last_sent = 0.0
 
     def start(self) -> CoapTcpCase:
@@ -72,7 +78,7 @@ class CoapTcpCase:
         cid = self.tester.connect(self.iut, self.port)
         event = self.tester.find(lambda e: e.conn == cid and e.ev == "connected")
         local = (self.world.tester_address, int(event.data["local"][1]))
-        conn = Conn(cid, conn_key(local, (self.iut, self.port)), local, time.time())
+        conn = Conn(cid, conn_key(local, (self.iut, self.port)), local, time.time(), iut_port=self.port)
         self.conns.append(conn)
         if csm:
             self.send(conn, encode_tcp(CSM))
@@ -83,6 +89,42 @@ class CoapTcpCase:
         self.last_sent = time.time()
         conn.sent += 1
         self.tester.send(conn.id, data)
+
+    def start_client(self, knobs: dict | None = None, send_csm: bool = True) -> Conn:
+        """The IUT as a client: the tester listens on TESTER_PORT, the IUT is started and connects. The tester
+        answers every Ping with a Pong of the same token until ``answering`` is cleared; it sends its CSM at once
+        with ``send_csm``, else the case sends it when it chooses."""
+        world = self.world
+        world.require(keepalive=knobs is not None)
+        world.build(knobs, tester_port=TESTER_PORT)
+        self.tester = TcpTester(world.tester_pod)
+        world.cleanups.append(self.tester.stop)
+        world.logs["tester.log"] = self.tester.log
+        world.logs["coap-tcp.txt"] = lambda: self.wire().to_text()
+        self.tester.listen(TESTER_PORT, host="::" if ":" in world.tester_address else "0.0.0.0")
+        self.answering = True
+        self._readers: dict[str, StreamReader] = {}
+        self.tester.listeners.append(self._answer)
+        world.iut.start()
+        accepted = self.tester.accepted(ACCEPT_BOUND)
+        if accepted is None:
+            self.world.verdicts.inconclusive_rest(f"the IUT did not connect to the tester within {ACCEPT_BOUND:g} s")
+        peer = (accepted.data["peer"][0], int(accepted.data["peer"][1]))
+        local = (world.tester_address, TESTER_PORT)
+        conn = Conn(accepted.conn, conn_key(local, peer), local, accepted.data.get("wall", time.time()), iut_port=peer[1])
+        self.conns.append(conn)
+        if send_csm:
+            self.send(conn, encode_tcp(CSM), gap=0)
+        return conn
+
+    def _answer(self, event) -> None:
+        """Listener on the agent's events: a Pong for each Ping the IUT sends, while ``answering``."""
+        if event.ev != "data" or "hex" not in event.data:
+            return
+        reader = self._readers.setdefault(event.conn, StreamReader())
+        for msg in reader.feed(bytes.fromhex(event.data["hex"])):
+            if msg.code == PING and self.answering:
+                self.tester.send(event.conn, encode_tcp(PONG, token=msg.token))
 
     def arrived(self, conn: Conn, index: int) -> WireMessage | None:
         """The tester's ``index``-th message on ``conn`` as it reached the IUT (capture), waiting ARRIVAL_BOUND."""
@@ -105,10 +147,22 @@ class CoapTcpCase:
         result = wait_until(found, bound + ARRIVAL_BOUND, poll_max=0.02, what="the IUT's answer")
         return None if result == "none" else result
 
+    def watch_socket(self, conn: Conn) -> None:
+        """Follow the IUT's socket of ``conn`` in its namespace: on a blackholed path its FIN never reaches the
+        wire (it waits behind unacknowledged data), but the socket leaves ESTABLISHED when the IUT closes it."""
+        self.sockwatch = SocketWatch(self.world.iut.sidecar, self.world.tester_address, local_port=conn.iut_port)
+        self.world.cleanups.append(self.sockwatch.stop)
+        self.world.logs["socket-states.txt"] = lambda: "\n".join(f"{t:.3f} {s}" for t, s in self.sockwatch.changes)
+
     def ended(self, conn: Conn, after: float, bound: float) -> End | None:
-        """How the IUT ended ``conn`` (its FIN or RST) after capture time ``after``, waiting ``bound`` s; or None."""
+        """How the IUT ended ``conn`` after capture time ``after`` (its FIN or RST; after watch_socket(), also its
+        socket leaving ESTABLISHED), waiting ``bound`` s; or None."""
         def found():
             end = self.wire().end_by(self.iut, after=after, conn=conn.key)
+            if end is None and self.sockwatch is not None:
+                closed = self.sockwatch.closed_by_iut(CLOSED_BY_IUT)
+                if closed and closed[1] > after:
+                    end = End(closed[0], self.iut, conn.key, "socket " + closed[2])
             return end or (time.time() > after + bound and "none")
         result = wait_until(found, bound + ARRIVAL_BOUND, poll_max=0.05, what="the IUT to end the connection")
         return None if result == "none" else result

@@ -34,7 +34,14 @@ Empty message is ignored; a GET gets 2.05 "hello". The defects:
   --silent-abort      abort connections without a 7.05 Abort
   --crash-garbage     exit on a message that cannot be framed
 
-As a client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a random
+As a TCP client (--tcp --client HOST, with --keepalive N), conformant behaviour: its CSM at once, then an
+Observe GET, a 7.02 Ping after N s of silence, and the connection closed when a Ping's Pong has not come N s
+later. The defects:
+  --waits-for-csm     send its CSM only once the server's has come
+  --slow-keepalive    Ping after 2 N s of silence
+  --never-gives-up    keep Pinging a server that never answers
+
+As a UDP client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a random
 2 to 3 s, each wait twice the one before, at most 4 times; then it gives up. The defects:
   --no-backoff        keep the first wait (2 to 3 s) for every retransmission
   --endless           never give up (and keep doubling)
@@ -48,6 +55,7 @@ import socket
 import socketserver
 import sys
 import threading
+import time
 
 from fixtures.coapwire import (
     ABORT,
@@ -72,7 +80,8 @@ from fixtures.coapwire import (
 FLAGS = ("ignore-ping", "ack-ping", "wrong-mid", "reset-not-empty", "answers-ack", "ack-non", "ack-malformed",
          "silent-malformed", "crash-malformed",
          "no-pong", "pong-token", "pong-late", "no-csm", "accept-no-csm", "keep-critical", "elective-aborts",
-         "answers-empty", "silent-abort", "crash-garbage", "no-backoff", "endless", "fast-start", "triple")
+         "answers-empty", "silent-abort", "crash-garbage", "no-backoff", "endless", "fast-start", "triple",
+         "waits-for-csm", "slow-keepalive", "never-gives-up")
 KNOWN_SIGNAL_OPTIONS = {CSM: {2, 4}, PING: {OPTION_CUSTODY}, PONG: {OPTION_CUSTODY}}
 
 
@@ -187,6 +196,46 @@ def serve_tcp(args):
         server.serve_forever()
 
 
+def tcp_client(args):
+    sock = socket.create_connection((args.client, args.port))
+    reader, interval = StreamReader(), args.keepalive * (2 if args.slow_keepalive else 1)
+    if not args.waits_for_csm:
+        sock.sendall(encode_tcp(CSM))
+    csm_sent, awaiting, last = not args.waits_for_csm, None, time.monotonic()
+    while True:
+        sock.settimeout(max(min(last + interval, awaiting or last + interval) - time.monotonic(), 0.01) if interval else None)
+        try:
+            data = sock.recv(65536)
+        except TimeoutError:
+            now = time.monotonic()
+            if awaiting is not None and now >= awaiting:
+                if not args.never_gives_up:
+                    print("no Pong in time: closing the connection", flush=True)
+                    sock.close()
+                    return
+                awaiting = None  # planted defect: forget the missing Pong
+            if now >= last + interval:
+                sock.sendall(encode_tcp(PING))
+                print("sent a Ping", flush=True)
+                last, awaiting = now, now + args.keepalive
+            continue
+        if not data:
+            print("the server closed the connection", flush=True)
+            return
+        last = time.monotonic()
+        for msg in reader.feed(data):
+            print(f"received {msg.describe()}", flush=True)
+            if msg.code == CSM and not csm_sent:
+                sock.sendall(encode_tcp(CSM) + encode_tcp(GET, token=b"\x0b", options=[(6, b""), (11, b"aliveness")]))
+                csm_sent = True
+            elif msg.code == CSM:
+                sock.sendall(encode_tcp(GET, token=b"\x0b", options=[(6, b""), (11, b"aliveness")]))
+            if msg.code == PONG:
+                awaiting = None
+            if msg.code == PING:
+                sock.sendall(encode_tcp(PONG, token=msg.token))
+
+
 def client(args):
     family = socket.AF_INET6 if ":" in args.client else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -217,9 +266,13 @@ def main():
     parser.add_argument("port", type=int)
     parser.add_argument("--tcp", action="store_true")
     parser.add_argument("--client", metavar="HOST")
+    parser.add_argument("--keepalive", type=float, default=0.0)
     for flag in FLAGS:
         parser.add_argument(f"--{flag}", action="store_true")
     args = parser.parse_args()
+    if args.tcp and args.client:
+        tcp_client(args)
+        return
     if args.tcp:
         serve_tcp(args)
         return
