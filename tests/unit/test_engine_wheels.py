@@ -1,4 +1,4 @@
-"""A peer folder's wheels.txt and project-files.txt: what an image build takes from PyPI and from this project (fixtures/engine.py)."""
+"""A peer folder's wheels.txt, npm-packages.txt and project-files.txt: what an image build takes from PyPI, npm and this project (fixtures/engine.py)."""
 from __future__ import annotations
 
 import subprocess
@@ -68,3 +68,34 @@ def test_project_files_are_copied_in_and_their_bytes_make_the_tag(tmp_path, monk
     (folder / "project-files.txt").write_text("../outside.py\n")
     with pytest.raises(ImageBuildError, match="no file of this project"):
         engine.project_files(folder)
+
+
+def test_npm_packages_are_fetched_once_per_pin_and_do_not_change_the_tag(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_run(cmd, **kwargs):
+        calls.append(cmd)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(engine.subprocess, "run", fake_run)
+    monkeypatch.setattr(engine.shutil, "which", lambda name: "/usr/bin/npm")
+    (tmp_path / "Dockerfile").write_text("FROM debian:bookworm-slim\n")
+    engine.fetch_npm_packages(tmp_path)  # no npm-packages.txt: nothing to do
+    assert calls == []
+    (tmp_path / "npm-packages.txt").write_text("# the CoAP stack\ncoap@1.5.0\n")
+    before = engine.folder_digest(tmp_path)
+    engine.fetch_npm_packages(tmp_path)
+    engine.fetch_npm_packages(tmp_path)  # the stamp says these pins were fetched
+    assert len(calls) == 1 and calls[0][:2] == ["/usr/bin/npm", "install"] and calls[0][-1] == "coap@1.5.0"
+    assert "--ignore-scripts" in calls[0] and str(tmp_path / ".npm") in calls[0]
+    (tmp_path / ".npm" / "node_modules").mkdir()
+    (tmp_path / ".npm" / "node_modules" / "index.js").write_text("x")
+    assert engine.folder_digest(tmp_path) == before
+
+
+def test_npm_packages_without_npm_say_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(engine.shutil, "which", lambda name: None)
+    (tmp_path / "npm-packages.txt").write_text("coap@1.5.0\n")
+    with pytest.raises(ImageBuildError) as err:
+        engine.fetch_npm_packages(tmp_path)
+    assert "no npm" in err.value.what and "apt-get install npm" in err.value.todo
