@@ -180,18 +180,8 @@ def test_an_unknown_critical_option_aborts_the_connection(coap_tcp: CoapTcpCase,
     """A Ping with the unknown critical option 9: the IUT must abort the connection, not answer."""
     coap_tcp.start()
     conn = opened(coap_tcp, verdict)
-    index = conn.sent
-    coap_tcp.send(conn, encode_tcp(PING, token=b"\x09", options=[(CRITICAL, b"x")]))
-    arrived = coap_tcp.arrived(conn, index)
-    if arrived is None:
-        verdict.inconclusive_rest("the tester's Ping never showed in the IUT's capture")
-    said, ended = closed_after(coap_tcp, conn, arrived.t)
-    answers = [m.describe() for m in coap_tcp.from_iut(conn, arrived.t)]
-    verdict.check("RFC8323-5.2-critical-aborts", ended,
-                  f"after a Ping with the unknown critical option {CRITICAL}: {said}"
-                  + (f" (it sent {', '.join(answers)})" if answers else ""),
-                  measured={"answers": answers}, tolerance=f"the connection ended within {ABORT_BOUND:g} s")
-    judge_abort(coap_tcp, verdict, conn, arrived.t, ended)
+    must_abort(coap_tcp, verdict, conn, encode_tcp(PING, token=b"\x09", options=[(CRITICAL, b"x")]),
+               "RFC8323-5.2-critical-aborts", f"a Ping with the unknown critical option {CRITICAL}")
 
 
 @pytest.mark.roles("server")
@@ -200,17 +190,23 @@ def test_a_connection_without_a_csm_is_aborted(coap_tcp: CoapTcpCase, verdict):
     """The tester opens with a Ping, no CSM: the IUT must abort the connection."""
     coap_tcp.start()
     conn = coap_tcp.open(csm=False)
-    coap_tcp.send(conn, encode_tcp(PING, token=b"\x0c\x5a"))
-    arrived = coap_tcp.arrived(conn, 0)
+    must_abort(coap_tcp, verdict, conn, encode_tcp(PING, token=b"\x0c\x5a"), "RFC8323-3.3-missing-csm-aborts",
+               "a Ping as the tester's first message")
+
+
+def must_abort(coap: CoapTcpCase, verdict, conn: Conn, data: bytes, rule: str, what: str) -> None:
+    """Send ``data`` on ``conn``: the IUT must end the connection within ABORT_BOUND (``rule``), and the
+    7.05 Abort before it is judged on RFC8323-5.6-abort-sent."""
+    index = conn.sent
+    coap.send(conn, data)
+    arrived = coap.arrived(conn, index)
     if arrived is None:
-        verdict.inconclusive_rest("the tester's Ping never showed in the IUT's capture")
-    said, ended = closed_after(coap_tcp, conn, arrived.t)
-    answers = [m.describe() for m in coap_tcp.from_iut(conn, arrived.t)]
-    verdict.check("RFC8323-3.3-missing-csm-aborts", ended,
-                  f"after a Ping as the tester's first message: {said}"
-                  + (f" (it sent {', '.join(answers)})" if answers else ""),
+        verdict.inconclusive_rest("the tester's message never showed in the IUT's capture")
+    said, ended = closed_after(coap, conn, arrived.t)
+    answers = [m.describe() for m in coap.from_iut(conn, arrived.t)]
+    verdict.check(rule, ended, f"after {what}: {said}" + (f" (it sent {', '.join(answers)})" if answers else ""),
                   measured={"answers": answers}, tolerance=f"the connection ended within {ABORT_BOUND:g} s")
-    judge_abort(coap_tcp, verdict, conn, arrived.t, ended)
+    judge_abort(coap, verdict, conn, arrived.t, ended)
 
 
 def judge_abort(coap: CoapTcpCase, verdict, conn: Conn, after: float, ended: bool) -> None:
