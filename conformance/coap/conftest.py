@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from fixtures.coapwire import Message, decode_udp
+from fixtures.coapwire import ACK, CON, CONTENT, EMPTY, OPTION_OBSERVE, RST, Message, decode_udp, encode_udp
 from fixtures.datagrams import Datagram, datagrams, flow, to_text
 from fixtures.sessions import CaseWorld
 from fixtures.testers.tcp import TcpTester
@@ -86,12 +86,15 @@ class CoapCase:
         self.last_sent = time.time()  # the first message, too, comes GAP after the IUT is ready
         return self
 
-    def start_client(self) -> CoapCase:
-        """The IUT as a client of the tester: the tester's UDP socket on TESTER_PORT (it answers nothing; the
-        case decides what reaches it), the world built; the case starts the IUT when its faults are in place."""
+    def start_client(self, knobs: dict | None = None, answer: bool = False) -> CoapCase:
+        """The IUT as a client of the tester: the tester's UDP socket on TESTER_PORT, the world built; the case
+        starts the IUT when its faults are in place. With ``answer`` the tester plays a server while
+        ``answering``: a Confirmable request gets a piggybacked 2.05 (with Observe 1 when it asked to observe,
+        so the client keeps its interest), and an Empty Confirmable (a ping) its Reset; otherwise the tester
+        answers nothing."""
         world = self.world
-        world.require(keepalive=False)
-        world.build(None, tester_port=TESTER_PORT)
+        world.require(keepalive=knobs is not None)
+        world.build(knobs, tester_port=TESTER_PORT)
         self.tester = TcpTester(world.tester_pod)
         world.cleanups.append(self.tester.stop)
         world.logs["tester.log"] = self.tester.log
@@ -99,7 +102,25 @@ class CoapCase:
         wildcard = "::" if ":" in world.iut_address else "0.0.0.0"
         self.conn = self.tester.udp_open(host=wildcard, port=TESTER_PORT)
         self.tester_port = TESTER_PORT
+        self.answering = answer
+        if answer:
+            self.tester.listeners.append(self._answer)
         return self
+
+    def _answer(self, event) -> None:
+        """Listener on the agent's events: the tester as a small CoAP server (see start_client)."""
+        if event.ev != "datagram" or event.conn != self.conn or not self.answering or "hex" not in event.data:
+            return
+        msg = decode_udp(bytes.fromhex(event.data["hex"]))
+        if msg.error or msg.mtype != CON:
+            return
+        if msg.empty:
+            reply = encode_udp(RST, EMPTY, msg.mid)
+        else:
+            observe = [(OPTION_OBSERVE, b"\x01")] if msg.option(OPTION_OBSERVE) else []
+            reply = encode_udp(ACK, CONTENT, msg.mid, token=msg.token, options=observe, payload=b"alive")
+        host, port = event.data["peer"][0], int(event.data["peer"][1])
+        self.tester.send_to(self.conn, reply, host, port)
 
     def from_iut(self, after: float = 0.0) -> list[tuple[Datagram, Message]]:
         """Every datagram the IUT sent to the tester's socket after capture time ``after``, decoded."""

@@ -41,12 +41,14 @@ later. The defects:
   --slow-keepalive    Ping after 2 N s of silence
   --never-gives-up    keep Pinging a server that never answers
 
-As a UDP client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a random
-2 to 3 s, each wait twice the one before, at most 4 times; then it gives up. The defects:
+As a UDP client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a
+random 2 to 3 s, each wait twice the one before, at most 4 times; then it gives up. With --keepalive N, once
+the GET is acknowledged, an Empty Confirmable after N s of silence. The defects:
   --no-backoff        keep the first wait (2 to 3 s) for every retransmission
   --endless           never give up (and keep doubling)
   --fast-start        first retransmission after 1 s
   --triple            each wait three times the one before (the first 2 s)
+  --slow-keepalive    ping after 2 N s of silence
 """
 import argparse
 import os
@@ -236,6 +238,21 @@ def tcp_client(args):
                 sock.sendall(encode_tcp(PONG, token=msg.token))
 
 
+def udp_keepalive(args, sock, mid):
+    """After the request: an Empty Confirmable after every keepalive interval of silence (twice it, planted)."""
+    interval = args.keepalive * (2 if args.slow_keepalive else 1)
+    while True:
+        sock.settimeout(interval)
+        try:
+            sock.recv(65535)
+            continue  # anything from the server ends a silence
+        except TimeoutError:
+            pass
+        mid = (mid + 1) & 0xFFFF
+        sock.sendto(encode_udp(CON, EMPTY, mid), (args.client, args.port))
+        print(f"sent a ping, mid={mid:#06x}", flush=True)
+
+
 def client(args):
     family = socket.AF_INET6 if ":" in args.client else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)
@@ -252,6 +269,8 @@ def client(args):
             while decode_udp(sock.recv(65535)).mid != mid:
                 pass
             print("acknowledged", flush=True)
+            if args.keepalive:
+                udp_keepalive(args, sock, mid)
             return
         except TimeoutError:
             pass
