@@ -14,7 +14,6 @@ import time
 import pytest
 
 from conformance.coap.conftest import CoapCase
-from fixtures import faults as process_faults
 from fixtures.coapwire import CON
 from fixtures.waiting import TimedOut, wait_until
 
@@ -83,16 +82,8 @@ def test_what_a_client_does_when_its_pings_go_unanswered(coap: CoapCase, verdict
     except TimedOut:
         verdict.inconclusive_rest("the IUT sent fewer than 2 pings, so it keeps no keepalive to watch "
                                   "(see COAP-keepalive-interval)")
-    pod = coap.world.tester_pod
     before = time.time()
-    if how == "silent":
-        coap.answering = False
-    elif how == "frozen":
-        coap.world.cleanups.insert(0, lambda: process_faults.thaw(pod))
-        process_faults.freeze(pod)
-    else:
-        coap.world.faults.blackhole("both")
-    coap.world.mark(time.time(), f"tester {how}")
+    coap.world.tester_dies(how, mute=lambda: setattr(coap, "answering", False))
     until = before + WATCH_INTERVALS * INTERVAL
     wait_until(lambda: time.time() > until or coap.world.iut.container.exit_code() is not None,
                WATCH_INTERVALS * INTERVAL + 2, poll_max=0.2, what="the watch to end")

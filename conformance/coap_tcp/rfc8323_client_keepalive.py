@@ -16,7 +16,6 @@ import time
 import pytest
 
 from conformance.coap_tcp.conftest import ANSWER_BOUND, CoapTcpCase
-from fixtures import faults as process_faults
 from fixtures.coapwire import ABORT, CSM, PING, RELEASE, encode_tcp
 from fixtures.waiting import TimedOut, wait_until
 
@@ -109,17 +108,9 @@ def test_a_dead_server_is_given_up(coap_tcp: CoapTcpCase, verdict, how):
     except TimedOut:
         verdict.inconclusive_rest(f"the IUT sent fewer than {ROUNDS} Pings on an idle connection, so it keeps no "
                                   "keepalive to judge (see COAP-TCP-keepalive-interval)")
-    pod = coap_tcp.world.tester_pod
     before = time.time()
-    if how == "silent":
-        coap_tcp.answering = False
-    elif how == "frozen":
-        coap_tcp.world.cleanups.insert(0, lambda: process_faults.thaw(pod))
-        process_faults.freeze(pod)
-    else:
-        coap_tcp.watch_socket(conn)
-        coap_tcp.world.faults.blackhole("both")
-    coap_tcp.world.mark(time.time(), f"tester {how}")
+    coap_tcp.world.tester_dies(how, mute=lambda: setattr(coap_tcp, "answering", False),
+                               before_blackhole=lambda: coap_tcp.watch_socket(conn))
     # The tester's last message the IUT heard: every Pong sent before the fault (give a late one time to land).
     coap_tcp.watch(before + 0.2)
     last = max(m.t for m in coap_tcp.wire().sent_by(coap_tcp.world.tester_address, conn=conn.key))
