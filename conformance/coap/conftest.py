@@ -70,16 +70,9 @@ class CoapCase:
         world = self.world
         world.require(keepalive=False, needs_container=False)
         world.build(None)
-        self.tester = TcpTester(world.tester_pod)
-        world.cleanups.append(self.tester.stop)
-        world.logs["tester.log"] = self.tester.log
+        self.tester = world.start_agent()
         world.logs["coap.txt"] = self.log
-        if world.external:
-            self.port = world.iut_port
-        else:
-            world.iut.start()
-            world.iut.wait_ready()
-            self.port = world.iut.port
+        self.port = world.serve()
         wildcard = "::" if ":" in world.iut_address else "0.0.0.0"
         self.conn = self.tester.udp_open(host=wildcard)
         self.tester_port = int(self.tester.opened(self.conn).data["local"][1])
@@ -95,12 +88,9 @@ class CoapCase:
         world = self.world
         world.require(keepalive=knobs is not None)
         world.build(knobs, tester_port=TESTER_PORT)
-        self.tester = TcpTester(world.tester_pod)
-        world.cleanups.append(self.tester.stop)
-        world.logs["tester.log"] = self.tester.log
+        self.tester = world.start_agent()
         world.logs["coap.txt"] = lambda: to_text(self.datagrams())
-        wildcard = "::" if ":" in world.iut_address else "0.0.0.0"
-        self.conn = self.tester.udp_open(host=wildcard, port=TESTER_PORT)
+        self.conn = self.tester.udp_open(host=world.net.any_address, port=TESTER_PORT)
         self.tester_port = TESTER_PORT
         self.answering = answer
         if answer:

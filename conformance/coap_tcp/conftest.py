@@ -54,16 +54,9 @@ class CoapTcpCase:
         world = self.world
         world.require(keepalive=False, needs_container=False)
         world.build(None)
-        self.tester = TcpTester(world.tester_pod)
-        world.cleanups.append(self.tester.stop)
-        world.logs["tester.log"] = self.tester.log
+        self.tester = world.start_agent()
         world.logs["coap-tcp.txt"] = lambda: self.wire().to_text()
-        if world.external:
-            self.port = world.iut_port
-        else:
-            world.iut.start()
-            world.iut.wait_ready()
-            self.port = world.iut.port
+        self.port = world.serve()
         return self
 
     @property
@@ -97,11 +90,9 @@ class CoapTcpCase:
         world = self.world
         world.require(keepalive=knobs is not None)
         world.build(knobs, tester_port=TESTER_PORT)
-        self.tester = TcpTester(world.tester_pod)
-        world.cleanups.append(self.tester.stop)
-        world.logs["tester.log"] = self.tester.log
+        self.tester = world.start_agent()
         world.logs["coap-tcp.txt"] = lambda: self.wire().to_text()
-        self.tester.listen(TESTER_PORT, host="::" if ":" in world.tester_address else "0.0.0.0")
+        self.tester.listen(TESTER_PORT, host=world.net.any_address)
         self.answering = True
         self._readers: dict[str, StreamReader] = {}
         self.tester.listeners.append(self._answer)

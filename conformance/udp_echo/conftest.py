@@ -87,16 +87,9 @@ class UdpEchoCase:
         world = self.world
         world.require(keepalive=False, needs_container=needs_container)
         world.build(None)
-        self.tester = TcpTester(world.tester_pod)
-        world.cleanups.append(self.tester.stop)
-        world.logs["tester.log"] = self.tester.log
+        self.tester = world.start_agent()
         world.logs["datagrams.txt"] = lambda: to_text(self.datagrams())
-        if world.external:
-            self.port = world.iut_port
-        else:
-            world.iut.start()
-            world.iut.wait_ready()
-            self.port = world.iut.port
+        self.port = world.serve()
         wildcard = "::" if ":" in world.iut_address else "0.0.0.0"
         self.conn = self.tester.udp_open(host=wildcard, record=RECORD)
         self.tester_port = int(self.tester.opened(self.conn).data["local"][1])
