@@ -46,6 +46,11 @@ class Exchange:
         return self.answers[0][1] if self.answers else None
 
     @property
+    def first_t(self) -> float:
+        """Capture time of the IUT's first answer (of the message's arrival when there was none)."""
+        return self.answers[0][0].t if self.answers else (self.request.t if self.request else self.sent)
+
+    @property
     def answer_ms(self) -> float | None:
         if not self.answers or self.request is None:
             return None
@@ -65,6 +70,10 @@ class CoapCase:
         self._mids = itertools.count(0x2A00)
         self.exchanges: list[Exchange] = []
         self.last_sent = 0.0
+        # Every datagram the tester sent (time.time(), tester port, octets), for the wire validator: a capture
+        # under a flood can miss some, and it never sees a datagram that IP fragmented (the 64 KiB one).
+        self.sent: list[tuple[float, int, bytes]] = []
+        world.wire_facts["tester_sent"] = lambda: list(self.sent)
 
     def start(self) -> CoapCase:
         world = self.world
@@ -110,12 +119,26 @@ class CoapCase:
             observe = [(OPTION_OBSERVE, b"\x01")] if msg.option(OPTION_OBSERVE) else []
             reply = encode_udp(ACK, CONTENT, msg.mid, token=msg.token, options=observe, payload=b"alive")
         host, port = event.data["peer"][0], int(event.data["peer"][1])
+        self.sent.append((time.time(), self.tester_port, reply))
         self.tester.send_to(self.conn, reply, host, port)
 
-    def from_iut(self, after: float = 0.0) -> list[tuple[Datagram, Message]]:
-        """Every datagram the IUT sent to the tester's socket after capture time ``after``, decoded."""
+    def from_iut(self, after: float = 0.0, to: tuple[str, int] | None = None) -> list[tuple[Datagram, Message]]:
+        """Every datagram the IUT sent to the tester's socket (or to ``to``) after capture time ``after``, decoded."""
         return [(d, decode_udp(d.head)) for d in self.datagrams()
-                if d.src == self.iut and d.destination == self.origin and d.t > after]
+                if d.src == self.iut and d.destination == (to or self.origin) and d.t > after]
+
+    def second_socket(self) -> tuple[str, int]:
+        """Another UDP socket of the tester's (a second client of a server IUT): its agent name and port."""
+        wildcard = "::" if ":" in self.iut else "0.0.0.0"
+        conn = self.tester.udp_open(host=wildcard)
+        return conn, int(self.tester.opened(conn).data["local"][1])
+
+    def send_from(self, conn: str, port: int, data: bytes) -> float:
+        """Send ``data`` to the IUT from the tester's socket ``conn`` (bound to ``port``); returns when (time.time())."""
+        sent = time.time()
+        self.sent.append((sent, port, data))
+        self.tester.send_to(conn, data, self.iut, self.port)
+        return sent
 
     @property
     def iut(self) -> str:
@@ -138,6 +161,7 @@ class CoapCase:
         exchange = Exchange(data, time.time())
         self.exchanges.append(exchange)
         self.last_sent = exchange.sent
+        self.sent.append((exchange.sent, self.tester_port, data))
         self.tester.send_to(self.conn, data, self.iut, self.port)
         return exchange
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from conformance.requirements import catalogue
 from fixtures.peers import faulty_peers, load_manifest
+from fixtures.protocols import registry
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,6 +31,7 @@ def test_cases_name_only_catalogued_requirements():
 
 def test_every_graded_requirement_that_a_case_asserts_has_a_faulty_peer():
     asserted = {i for ids in case_requirements().values() for i in ids}
+    asserted |= {i for protocol in registry().values() for i in protocol.validates}  # judged in every case
     graded = {i for i in asserted if catalogue()[i].level in ("MUST", "MUST NOT", "SHOULD", "SHOULD NOT")}
     broken = {i for p in faulty_peers() for i in load_manifest(p).expect}
     missing = graded - broken

@@ -6,7 +6,9 @@ a flag plants a defect.
 
 Conformant behaviour: an Empty Confirmable (a ping) or a malformed Confirmable gets a Reset with its Message
 ID; a Confirmable GET gets a piggybacked 2.05 "hello"; a Non-confirmable GET a Non-confirmable 2.05; ACKs,
-Resets and anything else Non-confirmable are ignored.
+Resets and anything else Non-confirmable are ignored. /aliveness is observable (RFC 7641): a GET with Observe 0
+registers its sender, and a PUT to it (answered 2.04) sends every observer a Confirmable 2.05 notification,
+retransmitted as a client's request is (the schedule and its defects below) until an ACK or a Reset comes.
 
 The defects (one per faulty manifest):
   --ignore-ping       never answer an Empty Confirmable
@@ -18,6 +20,11 @@ The defects (one per faulty manifest):
   --ack-malformed     acknowledge a malformed Confirmable instead of rejecting it
   --silent-malformed  drop a malformed Confirmable without a Reset
   --crash-malformed   exit on a malformed message
+  --ack-wrong-mid     piggyback the response to a Confirmable GET on an ACK with another Message ID
+  --ack-request       acknowledge a Confirmable GET with an ACK that carries a request code (0.01) and no response
+  --non-keepalive     every second, send an unprompted Empty Non-confirmable message to the last client heard
+  --hostile-flood     HOSTILE: answer the first datagram with an endless flood (garbage and 60000-octet datagrams
+                      in turn, about 1.4 MB/s) to its sender, and never read another
 
 Over TCP (--tcp), conformant behaviour: a CSM first on every connection; a connection whose first message is
 not a CSM, or a signalling message with an unknown critical (odd) option, or a message that cannot be framed,
@@ -33,6 +40,7 @@ Empty message is ignored; a GET gets 2.05 "hello". The defects:
   --answers-empty     answer an Empty message with 4.04
   --silent-abort      abort connections without a 7.05 Abort
   --crash-garbage     exit on a message that cannot be framed
+  --hostile-flood     HOSTILE: after its CSM, send 16 KiB messages and Pongs without end and never read
 
 As a TCP client (--tcp --client HOST, with --keepalive N), conformant behaviour: its CSM at once, then an
 Observe GET, a 7.02 Ping after N s of silence, and the connection closed when a Ping's Pong has not come N s
@@ -43,7 +51,8 @@ later. The defects:
 
 As a UDP client (--client), conformant behaviour: the GET is retransmitted until acknowledged, first after a
 random 2 to 3 s, each wait twice the one before, at most 4 times; then it gives up. With --keepalive N, once
-the GET is acknowledged, an Empty Confirmable after N s of silence. The defects:
+the GET is acknowledged, an Empty Confirmable after N s of silence. The defects (the first four apply to a
+UDP server's notifications too):
   --no-backoff        keep the first wait (2 to 3 s) for every retransmission
   --endless           never give up (and keep doubling)
   --fast-start        first retransmission after 1 s
@@ -62,6 +71,7 @@ import time
 from fixtures.coapwire import (
     ABORT,
     ACK,
+    CHANGED,
     CON,
     CONTENT,
     CSM,
@@ -70,8 +80,11 @@ from fixtures.coapwire import (
     NON,
     NOT_FOUND,
     OPTION_CUSTODY,
+    OPTION_OBSERVE,
+    OPTION_URI_PATH,
     PING,
     PONG,
+    PUT,
     RST,
     StreamReader,
     decode_udp,
@@ -83,7 +96,8 @@ FLAGS = ("ignore-ping", "ack-ping", "wrong-mid", "reset-not-empty", "answers-ack
          "silent-malformed", "crash-malformed",
          "no-pong", "pong-token", "pong-late", "no-csm", "accept-no-csm", "keep-critical", "elective-aborts",
          "answers-empty", "silent-abort", "crash-garbage", "no-backoff", "endless", "fast-start", "triple",
-         "waits-for-csm", "slow-keepalive", "never-gives-up")
+         "waits-for-csm", "slow-keepalive", "never-gives-up", "ack-wrong-mid", "ack-request", "non-keepalive",
+         "hostile-flood")
 KNOWN_SIGNAL_OPTIONS = {CSM: {2, 4}, PING: {OPTION_CUSTODY}, PONG: {OPTION_CUSTODY}}
 
 
@@ -93,8 +107,40 @@ def reset(args, mid):
     return encode_udp(RST, EMPTY, mid, token=b"\x99" if args.reset_not_empty else b"")
 
 
-def answer(args, data):
-    """The datagram to send back for ``data`` (None: nothing)."""
+OBSERVERS = {}  # (host, port) -> token of its Observe registration
+ACKED = {}  # Message ID of a notification in flight -> threading.Event set by its ACK or Reset
+SOCK = []  # the server's socket, for the notification threads
+
+
+def schedule(args):
+    """The first wait and how each next one follows (the retransmission defects), as a client's request has."""
+    first = 1.0 if args.fast_start else 2.0 if args.triple else random.uniform(2.0, 3.0)
+    return first, (lambda w: w) if args.no_backoff else (lambda w: w * (3 if args.triple else 2))
+
+
+def notify(args, observer, token):
+    """A Confirmable notification to ``observer``, retransmitted until acknowledged or given up on."""
+    mid, seq = random.randrange(0x10000), int(time.time()) & 0xFFFF
+    done = ACKED.setdefault(mid, threading.Event())
+    data = encode_udp(CON, CONTENT, mid, token=token, options=[(OPTION_OBSERVE, seq.to_bytes(2, "big"))], payload=b"changed")
+    wait, grow = schedule(args)
+    sent = 0
+    while True:
+        SOCK[0].sendto(data, observer)
+        sent += 1
+        print(f"notification mid={mid:#06x} to {observer}: transmission {sent}; next wait {wait:.3f} s", flush=True)
+        if done.wait(wait):
+            print("notification acknowledged", flush=True)
+            return
+        if sent > 4 and not args.endless:
+            print("notification given up after 4 retransmissions; observer removed", flush=True)
+            OBSERVERS.pop(observer, None)
+            return
+        wait = grow(wait)
+
+
+def answer(args, data, peer=None):
+    """The datagram to send back for ``data`` from ``peer`` (None: nothing)."""
     msg = decode_udp(data)
     if msg.error:
         if args.crash_malformed:
@@ -106,6 +152,9 @@ def answer(args, data):
             return encode_udp(ACK, EMPTY, msg.mid)
         return None if args.silent_malformed else reset(args, msg.mid)
     if msg.mtype in (ACK, RST):
+        if msg.mid in ACKED:
+            ACKED[msg.mid].set()
+            return None
         return encode_udp(RST, EMPTY, msg.mid) if args.answers_ack else None
     if msg.empty:
         if msg.mtype == NON:
@@ -113,9 +162,20 @@ def answer(args, data):
         if args.ignore_ping:
             return None
         return encode_udp(ACK, EMPTY, msg.mid) if args.ack_ping else reset(args, msg.mid)
+    if msg.code == PUT and msg.option(OPTION_URI_PATH) == [b"aliveness"] and msg.mtype == CON:
+        for observer, token in list(OBSERVERS.items()):
+            threading.Thread(target=notify, args=(args, observer, token), daemon=True).start()
+        return encode_udp(ACK, CHANGED, msg.mid, token=msg.token)
     if msg.code == GET:
+        observe = []
+        if msg.option(OPTION_OBSERVE) == [b""] and msg.option(OPTION_URI_PATH) == [b"aliveness"] and peer is not None:
+            OBSERVERS[peer] = msg.token
+            observe = [(OPTION_OBSERVE, b"\x01")]
+        if msg.mtype == CON and args.ack_request:
+            return encode_udp(ACK, GET, msg.mid, token=msg.token)
         mtype = ACK if msg.mtype == CON else NON
-        return encode_udp(mtype, CONTENT, msg.mid, token=msg.token, payload=b"hello")
+        mid = (msg.mid + 1) & 0xFFFF if mtype == ACK and args.ack_wrong_mid else msg.mid
+        return encode_udp(mtype, CONTENT, mid, token=msg.token, options=observe, payload=b"hello")
     return reset(args, msg.mid) if msg.mtype == CON else None
 
 
@@ -167,6 +227,11 @@ def serve_tcp(args):
             sock, reader, first = self.request, StreamReader(), True
             if not args.no_csm:
                 sock.sendall(encode_tcp(CSM))
+            if args.hostile_flood:
+                try:
+                    tcp_flood(sock)
+                except OSError:
+                    return
             try:
                 while data := sock.recv(65536):
                     for msg in reader.feed(data):
@@ -258,7 +323,7 @@ def client(args):
     sock = socket.socket(family, socket.SOCK_DGRAM)
     mid = random.randrange(0x10000)
     request = encode_udp(CON, GET, mid, token=b"\xc1", options=[(11, b"aliveness")])
-    timeout = 1.0 if args.fast_start else 2.0 if args.triple else random.uniform(2.0, 3.0)
+    timeout, grow = schedule(args)
     sent = 0
     while True:
         sock.sendto(request, (args.client, args.port))
@@ -277,7 +342,37 @@ def client(args):
         if sent > 4 and not args.endless:
             print("gave up after 4 retransmissions", flush=True)
             return
-        timeout = timeout if args.no_backoff else timeout * (3 if args.triple else 2)
+        timeout = grow(timeout)
+
+
+def non_keepalive(sock, last_peer):
+    """Planted defect: an Empty NON every second to the last client (the CoAP ping is an Empty CON)."""
+    mid = 0x7000
+    while True:
+        time.sleep(1.0)
+        if last_peer:
+            mid = (mid + 1) & 0xFFFF
+            sock.sendto(encode_udp(NON, EMPTY, mid), last_peer[0])
+
+
+def udp_flood(sock, peer):
+    """HOSTILE: never read again; garbage and near-maximal datagrams to ``peer``, paced to about 1.4 MB/s."""
+    print(f"flooding {peer} and never reading again (hostile)", flush=True)
+    garbage, huge = bytes(range(256)) * 4, b"\x50\x45" + os.urandom(59998)
+    while True:
+        for _ in range(8):
+            sock.sendto(garbage, peer)
+        sock.sendto(huge, peer)
+        time.sleep(0.05)
+
+
+def tcp_flood(sock):
+    """HOSTILE: 16 KiB 2.05 messages and Pongs without end; never read."""
+    print("flooding the connection and never reading (hostile)", flush=True)
+    big = encode_tcp(CONTENT, token=b"\x01", payload=bytes(16384))
+    while True:
+        sock.sendall(big + encode_tcp(PONG, token=b"\x02"))
+        time.sleep(0.002)
 
 
 def main():
@@ -301,10 +396,17 @@ def main():
     sock = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
     sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     sock.bind(("::", args.port))
+    SOCK.append(sock)
     print(f"listening on port {args.port}", flush=True)
+    last_peer = []
+    if args.non_keepalive:
+        threading.Thread(target=non_keepalive, args=(sock, last_peer), daemon=True).start()
     while True:
         data, peer = sock.recvfrom(65535)
-        reply = answer(args, data)
+        last_peer[:] = [peer]
+        if args.hostile_flood:
+            udp_flood(sock, peer)
+        reply = answer(args, data, peer)
         print(f"{decode_udp(data).describe()} -> {decode_udp(reply).describe() if reply else 'nothing'}", flush=True)
         if reply is not None:
             sock.sendto(reply, peer)
