@@ -81,6 +81,10 @@ class CoapTcpCase:
         wait_until(lambda: time.time() >= self.last_sent + gap, gap + 1, poll_max=0.02, what="the gap between messages")
         self.last_sent = time.time()
         conn.sent += 1
+        self._write(conn, data)
+
+    def _write(self, conn: Conn, data: bytes) -> None:
+        """Put ``data`` on ``conn`` (over TLS, a subclass encrypts it first)."""
         self.tester.send(conn.id, data)
 
     def start_client(self, knobs: dict | None = None, send_csm: bool = True) -> Conn:

@@ -3,9 +3,11 @@ Confirmable GET. aiocoap's own message layer does the rest: it answers pings, du
 and it retransmits an unacknowledged request and gives up on it by its own transmission parameters.
 
     coappeer.py PORT                 serve on PORT
+    coappeer.py PORT --tls CERT KEY  the same, and CoAP over TLS (coaps+tcp) on PORT + 1 with that certificate
     coappeer.py --get HOST PORT      GET coap://HOST:PORT/aliveness once; print the response or the failure
 """
 import asyncio
+import ssl
 import sys
 
 import aiocoap
@@ -18,13 +20,18 @@ class Hello(resource.Resource):
         return aiocoap.Message(payload=b"hello")
 
 
-async def serve(port):
+async def serve(port, tls=None):
     site = resource.Site()
     site.add_resource(["hello"], Hello())
+    context = None
+    if tls:  # aiocoap's TLS server transport takes a server SSLContext (its _ssl_context argument) and binds PORT + 1
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        context.set_alpn_protocols(["coap"])
     try:  # the IPv6 wildcard (which takes IPv4 too) where the namespace has IPv6, else IPv4's
-        await aiocoap.Context.create_server_context(site, bind=("::", port))
+        await aiocoap.Context.create_server_context(site, bind=("::", port), _ssl_context=context)
     except aiocoap.error.ResolutionError:
-        await aiocoap.Context.create_server_context(site, bind=("0.0.0.0", port))
+        await aiocoap.Context.create_server_context(site, bind=("0.0.0.0", port), _ssl_context=context)
     print(f"listening on port {port}", flush=True)
     await asyncio.get_running_loop().create_future()
 
@@ -47,4 +54,4 @@ if __name__ == "__main__":
     if sys.argv[1] == "--get":
         asyncio.run(get(sys.argv[2], int(sys.argv[3])))
     else:
-        asyncio.run(serve(int(sys.argv[1])))
+        asyncio.run(serve(int(sys.argv[1]), sys.argv[3:5] if sys.argv[2:3] == ["--tls"] else None))

@@ -97,3 +97,38 @@ def test_raw_heartbeats_cross_both_ways_malformed_and_oversized_included(server_
     client.close()
     assert server.wait_for(lambda: server.ended, 5, what="the end")
     assert server.ended[1] == "the IUT closed the connection"
+
+
+def test_alpn_coap_is_offered_and_agreed_without_a_heartbeat_extension(server_credentials):
+    """CoAP over TLS (RFC 8323 §4.1): the client offers ALPN "coap" and no heartbeat extension."""
+    a, b = socket.socketpair()
+    client, server = TlsTester(a, timeout=10), TlsTester(b, timeout=10)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault(
+        "server", server.handshake("1.2", None, server=server_credentials, alpn=(b"coap",))))
+    thread.start()
+    result = client.handshake("1.2", None, alpn=(b"coap",))
+    thread.join(10)
+    assert result.ok and done["server"].ok
+    assert client.alpn == b"coap" and server.alpn == b"coap"
+    assert result.peer_modes == []
+
+
+def test_a_close_notify_is_answered_and_the_session_closed_only_where_asked(server_credentials):
+    from fixtures.testers.tls import ALERT
+
+    for answering in (True, False):
+        client, server, got, served = pair(server_credentials, "1.2", PEER_ALLOWED_TO_SEND)
+        assert got.ok and served.ok
+        server.answer_close_notify = answering
+        client.start_reading()
+        server.start_reading()
+        client.send(ALERT, b"\x01\x00")
+        if answering:
+            assert client.wait_for(lambda: client.alerts(), 5, what="the answer")[0].body == b"\x01\x00"
+            assert client.wait_for(lambda: client.ended, 5, what="the close")
+        else:
+            assert server.wait_for(lambda: server.alerts(), 5, what="the close_notify")
+            assert not client.alerts() and client.ended is None
+        client.close()
+        server.close()

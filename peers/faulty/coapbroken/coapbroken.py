@@ -1,7 +1,7 @@
 """A CoAP server that keeps RFC 7252 §4.2/§4.3 (over UDP) or RFC 8323 §3.3/§5 (over TCP, with --tcp) unless
 a flag plants a defect.
 
-    coapbroken.py PORT [--tcp] [--flag ...]
+    coapbroken.py PORT [--tcp [--tls CERT KEY]] [--flag ...]
     coapbroken.py PORT --client HOST [--flag ...]    one Confirmable GET to HOST:PORT (UDP)
 
 Conformant behaviour: an Empty Confirmable (a ping) or a malformed Confirmable gets a Reset with its Message
@@ -26,10 +26,11 @@ The defects (one per faulty manifest):
   --hostile-flood     HOSTILE: answer the first datagram with an endless flood (garbage and 60000-octet datagrams
                       in turn, about 1.4 MB/s) to its sender, and never read another
 
-Over TCP (--tcp), conformant behaviour: a CSM first on every connection; a connection whose first message is
-not a CSM, or a signalling message with an unknown critical (odd) option, or a message that cannot be framed,
-is aborted (7.05, then close); a Ping gets a Pong with its token (and Custody when the Ping asks for it); an
-Empty message is ignored; a GET gets 2.05 "hello". The defects:
+Over TCP (--tcp; inside TLS with --tls, offering ALPN "coap"), conformant behaviour: a CSM first on every
+connection; a connection whose first message is not a CSM, or a signalling message with an unknown critical
+(odd) option, or a message that cannot be framed, is aborted (7.05, then close); a Ping gets a Pong with its
+token (and Custody when the Ping asks for it); an Empty message is ignored; a GET gets 2.05 "hello". The
+defects:
   --no-pong           never answer a Ping
   --pong-token        answer a Ping with a Pong whose token is not the Ping's
   --pong-late         answer a Ping after 1 s
@@ -64,6 +65,7 @@ import os
 import random
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -225,6 +227,15 @@ def serve_tcp(args):
     class Handler(socketserver.BaseRequestHandler):
         def handle(self):
             sock, reader, first = self.request, StreamReader(), True
+            if args.tls:
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(*args.tls)
+                context.set_alpn_protocols(["coap"])
+                try:
+                    sock = context.wrap_socket(sock, server_side=True)
+                except (OSError, ssl.SSLError) as err:
+                    print(f"TLS handshake failed: {err}", flush=True)
+                    return
             if not args.no_csm:
                 sock.sendall(encode_tcp(CSM))
             if args.hostile_flood:
@@ -379,6 +390,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
     parser.add_argument("--tcp", action="store_true")
+    parser.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     parser.add_argument("--client", metavar="HOST")
     parser.add_argument("--keepalive", type=float, default=0.0)
     for flag in FLAGS:

@@ -1,0 +1,75 @@
+"""The ``coap_tcp`` fixture over TLS ("coaps+tcp", RFC 8323 §4.1): the CoAP-over-TCP cases' fixture, its world
+opened for the ``coap-tls`` manifest section, each connection a TLS 1.2 session of the tester's.
+
+The tester's agent opens the TCP connection; tlslite-ng (fixtures/testers/tls.py, in the pytest process over
+the agent's relay) does the handshake as a client offering ALPN "coap", then every CoAP message the case
+writes goes out as one application_data record (16 KiB of plaintext at most per record), and every record
+the IUT sends is decrypted and logged. The wire view is the capture rebuilt in clear (fixtures/coaptls.py),
+so the cases judge what crossed the wire at the times it crossed, as over TCP.
+"""
+from __future__ import annotations
+
+import pytest
+
+from conformance.coap_tcp.conftest import CoapTcpCase, Conn
+from fixtures.coaptcp import CoapTcpLog, coap_tcp_messages
+from fixtures.coaptls import plaintext_segments
+from fixtures.coapwire import CSM, encode_tcp
+from fixtures.sessions import CaseWorld
+from fixtures.testers.relay import StreamRelay
+from fixtures.testers.tls import APPLICATION_DATA, TlsTester
+
+HANDSHAKE_TIMEOUT = 10.0
+RECORD_PLAINTEXT = 2**14  # the most plaintext one TLS record may carry (RFC 5246 §6.2.1)
+ALPN = (b"coap",)
+
+
+class CoapTlsCase(CoapTcpCase):
+    def __init__(self, world: CaseWorld) -> None:
+        super().__init__(world)
+        self.sessions: dict = {}  # connection key -> (the tester's address, its TlsTester)
+        self.tls: dict[str, TlsTester] = {}  # agent connection id -> its TLS session
+        world.in_clear = self.segments_in_clear
+
+    def segments_in_clear(self) -> list:
+        logs = {key: (tester, list(tls.records)) for key, (tester, tls) in self.sessions.items()}
+        return plaintext_segments(self.world.capture.segments(), logs)
+
+    def start(self) -> CoapTlsCase:
+        super().start()
+        self.world.logs["coap-tls.txt"] = self.log
+        return self
+
+    def wire(self) -> CoapTcpLog:
+        return coap_tcp_messages(self.segments_in_clear())
+
+    def open(self, csm: bool = True) -> Conn:
+        """A new connection and TLS session; inconclusive for the case if the handshake fails."""
+        conn = super().open(csm=False)
+        tls = TlsTester(StreamRelay(self.tester, conn.id).socket, timeout=HANDSHAKE_TIMEOUT)
+        tls.answer_close_notify = True
+        self.tls[conn.id] = tls
+        self.sessions[conn.key] = (self.world.tester_address, tls)
+        handshake = tls.handshake("1.2", mode=None, alpn=ALPN)
+        if not handshake.ok:
+            self.world.verdicts.inconclusive_rest(f"the TLS handshake with the IUT failed: {handshake.describe()}")
+        tls.start_reading()
+        self.world.cleanups.append(tls.close)
+        if csm:
+            self.send(conn, encode_tcp(CSM))
+        return conn
+
+    def _write(self, conn: Conn, data: bytes) -> None:
+        tls = self.tls[conn.id]
+        for at in range(0, max(len(data), 1), RECORD_PLAINTEXT):
+            tls.send(APPLICATION_DATA, data[at:at + RECORD_PLAINTEXT])
+
+    def log(self) -> str:
+        return "\n\n".join(f"connection {key} (ALPN agreed: {tls.alpn.decode() if tls.alpn else 'none'}):\n{tls.log()}"
+                           for key, (_, tls) in self.sessions.items())
+
+
+@pytest.fixture
+def coap_tcp(iut, run_state, verdict):
+    with CaseWorld.opened(run_state, verdict, iut, "coap-tls") as world:
+        yield CoapTlsCase(world)

@@ -1,0 +1,63 @@
+"""fixtures/coaptls.py: a capture of TLS records plus the tester's plaintext log in, a capture in clear out."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from fixtures.coaptcp import coap_tcp_messages
+from fixtures.coaptls import plaintext_segments
+from fixtures.coapwire import CSM, PING, PONG, encode_tcp
+from fixtures.protocols.coap_tcp import ladder
+from tests.unit.test_coaptcp import FIN, IUT, TESTER, Conn
+
+
+@dataclass
+class Rec:
+    direction: str
+    content_type: int
+    body: bytes
+
+
+def record(content_type: int, length: int) -> bytes:
+    return bytes([content_type, 3, 3]) + length.to_bytes(2, "big") + os.urandom(length)
+
+
+def session():
+    """A TLS 1.2 session on the wire (handshake records, then application data) and the tester's log of it."""
+    c = Conn()
+    c.seg(0.01, TESTER, payload=record(22, 200))  # ClientHello
+    c.seg(0.02, IUT, payload=record(22, 900))  # ServerHello ... ServerHelloDone
+    c.seg(0.03, TESTER, payload=record(22, 70) + record(20, 1) + record(22, 40))
+    c.seg(0.04, IUT, payload=record(20, 1) + record(22, 40))
+    c.seg(0.10, IUT, payload=record(23, 31))  # the IUT's CSM
+    both = record(23, 26) + record(23, 30)
+    c.seg(0.20, TESTER, payload=both[:20])  # the tester's CSM and a Ping, the second record split in two segments
+    c.seg(0.21, TESTER, payload=both[20:])
+    c.seg(0.30, IUT, payload=record(23, 29))  # the Pong
+    c.seg(0.40, IUT, payload=record(23, 29))  # a record the tester has not read yet: left out
+    c.seg(0.50, TESTER, FIN)
+    log = [Rec("in", 23, encode_tcp(CSM, options=[(2, b"\x04\x00")])), Rec("out", 23, encode_tcp(CSM)),
+           Rec("out", 23, encode_tcp(PING, token=b"\x01\x02")), Rec("in", 23, encode_tcp(PONG, token=b"\x01\x02")),
+           Rec("in", 21, b"\x01\x00")]  # an alert the tester read: not application data
+    return c, {c.segments[0].conn: (TESTER, log)}
+
+
+def test_each_record_s_plaintext_takes_the_capture_time_of_its_record():
+    c, sessions = session()
+    clear = plaintext_segments(c.segments, sessions)
+    log = coap_tcp_messages(clear)
+    assert [(m.src, m.msg.code, m.t, m.index) for m in log.messages] == [
+        (IUT, CSM, 0.10, 0), (TESTER, CSM, 0.21, 0), (TESTER, PING, 0.21, 1), (IUT, PONG, 0.30, 1)]
+    assert log.sent_by(IUT, PONG)[0].msg.token == b"\x01\x02"
+    assert log.end_by(TESTER).kind == "fin" and len(log.connects) == 1 and not log.problems
+
+
+def test_the_ladder_reads_the_capture_in_clear():
+    c, sessions = session()
+    labels = [e.label for e in ladder(plaintext_segments(c.segments, sessions), IUT, TESTER)]
+    assert labels[0] == "SYN" and "7.02 Ping token=0102" in labels and labels[-1] == "FIN"
+
+
+def test_a_connection_the_tester_holds_no_keys_for_is_left_out():
+    c, _ = session()
+    assert plaintext_segments(c.segments, {}) == []
