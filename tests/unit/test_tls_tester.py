@@ -114,21 +114,21 @@ def test_alpn_coap_is_offered_and_agreed_without_a_heartbeat_extension(server_cr
     assert result.peer_modes == []
 
 
-def test_a_close_notify_is_answered_and_the_session_closed_only_where_asked(server_credentials):
+@pytest.mark.parametrize("answering", [True, False])
+def test_a_close_notify_is_answered_and_the_session_closed_only_where_asked(server_credentials, answering):
     from fixtures.testers.tls import ALERT
 
-    for answering in (True, False):
-        client, server, got, served = pair(server_credentials, "1.2", PEER_ALLOWED_TO_SEND)
-        assert got.ok and served.ok
-        server.answer_close_notify = answering
-        client.start_reading()
-        server.start_reading()
-        client.send(ALERT, b"\x01\x00")
-        if answering:
-            assert client.wait_for(lambda: client.alerts(), 5, what="the answer")[0].body == b"\x01\x00"
-            assert client.wait_for(lambda: client.ended, 5, what="the close")
-        else:
-            assert server.wait_for(lambda: server.alerts(), 5, what="the close_notify")
-            assert not client.alerts() and client.ended is None
-        client.close()
-        server.close()
+    client, server, got, served = pair(server_credentials, "1.2", PEER_ALLOWED_TO_SEND)
+    assert got.ok and served.ok
+    server.answer_close_notify = answering
+    client.start_reading()
+    server.start_reading()
+    client.send(ALERT, b"\x01\x00")
+    if answering:
+        assert client.wait_for(lambda: client.alerts(), 5, what="the answer")[0].body == b"\x01\x00"
+        assert client.wait_for(lambda: client.ended, 5, what="the close")
+    else:
+        assert server.wait_for(lambda: server.alerts(), 5, what="the close_notify")
+        assert not client.alerts() and client.ended is None
+    client.close()
+    server.close()
