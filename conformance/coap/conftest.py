@@ -162,8 +162,12 @@ class CoapCase:
         self.exchanges.append(exchange)
         self.last_sent = exchange.sent
         self.sent.append((exchange.sent, self.tester_port, data))
-        self.tester.send_to(self.conn, data, self.iut, self.port)
+        self._transmit(data)
         return exchange
+
+    def _transmit(self, data: bytes) -> None:
+        """Put one message on the wire to the IUT (over DTLS, a subclass seals it in a record first)."""
+        self.tester.send_to(self.conn, data, self.iut, self.port)
 
     def exchange(self, data: bytes) -> Exchange:
         """Send ``data`` to the IUT; wait for it to arrive, then ANSWER_BOUND for what the IUT sends back."""

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 
 from fixtures.coaptcp import coap_tcp_messages
-from fixtures.coaptls import plaintext_segments
+from fixtures.coaptls import plaintext_datagrams, plaintext_segments
 from fixtures.coapwire import CSM, PING, PONG, encode_tcp
 from fixtures.protocols.coap_tcp import ladder
 from tests.unit.test_coaptcp import FIN, IUT, TESTER, Conn
@@ -61,3 +61,33 @@ def test_the_ladder_reads_the_capture_in_clear():
 def test_a_connection_the_tester_holds_no_keys_for_is_left_out():
     c, _ = session()
     assert plaintext_segments(c.segments, {}) == []
+
+
+# -- over DTLS ---------------------------------------------------------------------------------------------
+def dtls_record(content_type: int, epoch: int, sequence: int, length: int) -> bytes:
+    return (bytes([content_type, 0xFE, 0xFD]) + epoch.to_bytes(2, "big") + sequence.to_bytes(6, "big")
+            + length.to_bytes(2, "big") + os.urandom(length))
+
+
+def test_over_dtls_each_record_of_application_data_becomes_a_datagram_the_validator_reads():
+    """The chain a coap-dtls case stands on: the capture in clear carries the IUT's wrong Reset to the coap
+    wire validator, at the capture time of its record."""
+    from fixtures.coapwire import CON, EMPTY, RST, encode_udp
+    from fixtures.datagrams import datagrams
+    from fixtures.protocols import coap
+    from fixtures.timeline import read_pcap
+    from tests.unit.test_datagrams import ip_packet, pcap, udp
+
+    tester, iut = (TESTER, 40002), (IUT, 5684)
+    wire = [(1.0, tester, iut, dtls_record(22, 0, 0, 150)),  # the handshake in clear: not in the view
+            (1.1, iut, tester, dtls_record(22, 0, 0, 90)),
+            (2.0, tester, iut, dtls_record(23, 1, 1, 28)),  # the ping
+            (2.001, iut, tester, dtls_record(23, 1, 1, 28) + dtls_record(23, 1, 2, 28))]  # two records, one datagram
+    segments = read_pcap(pcap([(t, ip_packet(s[0], d[0], udp(s[1], d[1], data))) for t, s, d, data in wire]), keep=None)
+    log = [Rec("out", 23, encode_udp(CON, EMPTY, 0x77)), Rec("in", 23, encode_udp(RST, EMPTY, 0x78)),
+           Rec("in", 23, encode_udp(RST, EMPTY, 0x77))]
+    clear = plaintext_datagrams(segments, {(tester, iut): log})
+    assert [(d.t, d.src, d.head) for d in datagrams(clear)] == [
+        (2.0, TESTER, log[0].body), (2.001, IUT, log[1].body), (2.001, IUT, log[2].body)]
+    found = coap.validate(clear, IUT, TESTER, "server", {})
+    assert [v.requirement for v in found.violations] == [coap.RST_MID]

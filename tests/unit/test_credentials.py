@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import socket
 import ssl
 import stat
@@ -23,7 +24,7 @@ from fixtures.credentials import CONTAINER_DIR, DEFAULT_HOSTS, Credentials, Cred
 
 ROOT = Path(__file__).resolve().parents[2]
 HOSTS = ["192.0.2.7", "2001:db8::7", "iut.example"]
-SECRETS = {"server.key", "server-bundle.pem", "client.key", "ssh_host_ed25519_key", "id_ed25519", "ca.key"}
+SECRETS = {"server.key", "server-bundle.pem", "client.key", "ssh_host_ed25519_key", "id_ed25519", "ca.key", "psk.key"}
 IO_TIMEOUT = 10.0
 
 
@@ -34,7 +35,7 @@ def creds(tmp_path_factory: pytest.TempPathFactory) -> Credentials:
 
 def test_files_exist_with_their_modes(creds: Credentials):
     expected = {"ca.pem", "server.pem", "client.pem", "ssh_host_ed25519_key.pub", "id_ed25519.pub", "authorized_keys",
-                "known_hosts", "credentials.json"} | SECRETS
+                "known_hosts", "psk-identity", "credentials.json"} | SECRETS
     present = {p.name for p in creds.folder.iterdir() if not p.name.startswith(".")}
     assert present == expected
     for name in expected:
@@ -52,6 +53,7 @@ def test_formats(creds: Credentials):
     for pub in (creds.ssh_host_public_key, creds.ssh_user_public_key):
         assert pub.startswith(b"ssh-ed25519 AAAA") and pub.endswith(b"\n") and len(pub.split()) == 3
     assert creds.server_bundle == creds.server_cert + creds.server_key
+    assert creds.psk_identity == b"aliveness-tester" and re.fullmatch(rb"[0-9a-f]{32}", creds.psk_key)
 
 
 def test_load_gives_the_same_credentials(creds: Credentials):
