@@ -133,3 +133,30 @@ def test_a_renegotiation_client_hello_carries_the_first_handshake_s_verify_data(
     finally:
         client.close()
         server.close()
+
+
+KEY = b"00112233445566778899aabbccddeeff"  # the octets are these ASCII characters, as libcoap's -k takes them
+
+
+@pytest.mark.parametrize(("offered", "ok"), [(KEY, True), (b"not the key at all", False)], ids=["right-key", "wrong-key"])
+def test_a_pre_shared_key_handshake_with_psk_suites_only(tmp_path, offered, ok):
+    """coaps (RFC 7252 §9.1.3.1): the client offers the run's identity and key, the server reads a password file;
+    the wrong key fails the handshake."""
+    passwd = tmp_path / "psk.passwd"
+    passwd.write_text(f"aliveness-tester:{KEY.hex()}\n")
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client, server = DtlsTester(a, timeout=5), DtlsTester(b, timeout=5)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("server", server.handshake(mode=None, psk_file=str(passwd))))
+    thread.start()
+    result = client.handshake(mode=None, psk=(b"aliveness-tester", offered))
+    thread.join(10)
+    assert result.ok is ok and done["server"].ok is ok, (result.describe(), done["server"].describe())
+    if ok:
+        client.start_reading()
+        server.start_reading()
+        client.send(APPLICATION_DATA, b"\x40\x00\x12\x34")
+        got = server.wait_for(lambda: [r for r in server.received() if r.content_type == APPLICATION_DATA], 5, what="it")
+        assert got and got[0].body == b"\x40\x00\x12\x34"
+    client.close()
+    server.close()
