@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conformance.coap.conftest import CoapCase
-from fixtures.coapwire import CON, GET, NON, OPTION_URI_PATH, encode_udp
+from fixtures.coapwire import CON, EMPTY, GET, NON, OPTION_URI_PATH, encode_udp
 from fixtures.waiting import wait_until
 
 pytestmark = pytest.mark.protocol("coap")
@@ -35,3 +35,28 @@ def test_every_message_the_iut_sends_fits_its_type(coap: CoapCase, verdict):
         verdict.inconclusive_rest("neither GET showed in the IUT's capture")
     until = time.time() + QUIET
     wait_until(lambda: time.time() > until, QUIET + 1, poll_max=0.2, what="the quiet spell to pass")
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("RFC7252-4.5-duplicate-answered")
+def test_a_duplicate_confirmable_is_answered_as_the_first(coap: CoapCase, verdict):
+    """A ping and a Confirmable GET, each sent twice with the same Message ID: the second copy of each must get a
+    message of the same type with the same Message ID as the first did."""
+    coap.start()
+    path = [(OPTION_URI_PATH, b"aliveness")]
+    pairs = []
+    for what, data in (("a ping", encode_udp(CON, EMPTY, coap.mid())),
+                       ("a Confirmable GET", encode_udp(CON, GET, coap.mid(), token=b"\x4b\x03", options=path))):
+        first, again = coap.exchange_until_answer(data), coap.exchange_until_answer(data)
+        pairs.append((what, first, again))
+    judged = [(what, a, b) for what, a, b in pairs if a.first is not None and a.request is not None and b.request is not None]
+    if not judged:
+        verdict.inconclusive_rest("the IUT answered neither first copy, so its duplicates prove nothing "
+                                  "(see RFC7252-4.2-ping-reset)")
+    alike = [(what, a.first, b.first) for what, a, b in judged]
+    off = [(what, m1, m2) for what, m1, m2 in alike if m2 is None or (m2.mtype, m2.mid) != (m1.mtype, m1.mid)]
+    verdict.check("RFC7252-4.5-duplicate-answered", not off,
+                  "; ".join(f"{what}: first {m1.describe()}, duplicate {m2.describe() if m2 else 'no answer'}"
+                            for what, m1, m2 in alike),
+                  measured={"duplicates": len(alike), "answered_alike": len(alike) - len(off)},
+                  tolerance="the duplicate's answer within 2 s, of the first answer's type and Message ID")

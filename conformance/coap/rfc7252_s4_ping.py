@@ -176,6 +176,7 @@ def test_pings_in_a_burst_are_reported(coap: CoapCase, verdict):
 STORM_OPTIONS = 500
 FLOOD = 2000
 BAD_INPUT = {
+    "truncated-header": ("a 2-octet datagram (a header cut short: no Message ID to answer)", lambda coap: [b"\x40\x01"]),
     "option-storm": (f"a Confirmable GET with {STORM_OPTIONS} options (Uri-Path, one octet each)",
                      lambda coap: [encode_udp(CON, 1, coap.mid(), token=b"\x51", options=[(11, b"s")] * STORM_OPTIONS)]),
     "64k-datagram": ("a 65507-octet datagram (the largest UDP over IPv4 carries): a Confirmable POST with that much payload",

@@ -25,6 +25,8 @@ The defects (for the suite's faulty peers; each patches asyncssh's request handl
   --early-give-up       drop the client one unanswered keepalive early
   --drops-live          drop every client 2 x max-wait after login, answered keepalives or not
                         (as a client: leave the server 2 x max-wait after login)
+  --hostile-flood       HOSTILE (server): once the client has logged in, stop reading and send a 16 KiB
+                        SSH_MSG_IGNORE every 5 ms without end
   --no-redial           (client) exit when the first connection ends instead of dialling again
   --clock-keepalive     replace asyncssh's keepalive by one on a fixed clock that counts only replies: a
                         keepalive every max-wait seconds whatever the peer sends, the peer dropped after
@@ -38,7 +40,8 @@ import time
 import asyncssh
 from asyncssh import channel as _channel
 from asyncssh import connection as _connection
-from asyncssh.constants import MSG_REQUEST_SUCCESS
+from asyncssh.constants import MSG_IGNORE, MSG_REQUEST_SUCCESS
+from asyncssh.packet import String
 
 ARGS = None
 
@@ -128,9 +131,27 @@ class Server(asyncssh.SSHServer):
 
     def auth_completed(self):
         start_clock_keepalive(self.conn)
+        if ARGS.hostile_flood:
+            flood(self.conn)
 
     def server_requested(self, listen_host, listen_port):
         return True  # remote port forwarding allowed, as OpenSSH and Dropbear allow it by default
+
+
+def flood(conn):
+    """HOSTILE: stop reading the connection (asyncio's transport below asyncssh) and send a 16 KiB SSH_MSG_IGNORE
+    every 5 ms, without end."""
+    log("flooding with SSH_MSG_IGNORE and never reading (hostile)")
+    conn._transport.pause_reading()
+    filler = String(bytes(16384))
+
+    def more():
+        if conn.is_closed():
+            return
+        conn.send_packet(MSG_IGNORE, filler)
+        asyncio.get_event_loop().call_later(0.005, more)
+
+    more()
 
 
 async def serve(args):
@@ -214,7 +235,7 @@ def main():
     parser.add_argument("--max-attempts", type=int, default=3)
     for flag in ("no-reply", "disconnect-unknown", "success-unknown", "reply-unwanted", "out-of-order",
                  "channel-success", "channel-reply-unwanted", "keepalive-ignored", "early-give-up", "drops-live",
-                 "no-redial", "clock-keepalive"):
+                 "no-redial", "clock-keepalive", "hostile-flood"):
         parser.add_argument(f"--{flag}", action="store_true")
     ARGS = parser.parse_args()
     if (ARGS.connect is None) == (ARGS.port is None):

@@ -22,6 +22,7 @@ The defects (one per faulty manifest):
   --crash-malformed   exit on a malformed message
   --ack-wrong-mid     piggyback the response to a Confirmable GET on an ACK with another Message ID
   --ack-request       acknowledge a Confirmable GET with an ACK that carries a request code (0.01) and no response
+  --ignore-duplicates answer nothing to a Confirmable message whose Message ID it already had from that client
   --non-keepalive     every second, send an unprompted Empty Non-confirmable message to the last client heard
   --hostile-flood     HOSTILE: answer the first datagram with an endless flood (garbage and 60000-octet datagrams
                       in turn, about 1.4 MB/s) to its sender, and never read another
@@ -99,7 +100,7 @@ FLAGS = ("ignore-ping", "ack-ping", "wrong-mid", "reset-not-empty", "answers-ack
          "no-pong", "pong-token", "pong-late", "no-csm", "accept-no-csm", "keep-critical", "elective-aborts",
          "answers-empty", "silent-abort", "crash-garbage", "no-backoff", "endless", "fast-start", "triple",
          "waits-for-csm", "slow-keepalive", "never-gives-up", "ack-wrong-mid", "ack-request", "non-keepalive",
-         "hostile-flood")
+         "ignore-duplicates", "hostile-flood")
 KNOWN_SIGNAL_OPTIONS = {CSM: {2, 4}, PING: {OPTION_CUSTODY}, PONG: {OPTION_CUSTODY}}
 
 
@@ -410,7 +411,7 @@ def main():
     sock.bind(("::", args.port))
     SOCK.append(sock)
     print(f"listening on port {args.port}", flush=True)
-    last_peer = []
+    last_peer, seen = [], set()
     if args.non_keepalive:
         threading.Thread(target=non_keepalive, args=(sock, last_peer), daemon=True).start()
     while True:
@@ -418,6 +419,11 @@ def main():
         last_peer[:] = [peer]
         if args.hostile_flood:
             udp_flood(sock, peer)
+        key = (peer, data[2:4])
+        if args.ignore_duplicates and data[:1] and ((data[0] >> 4) & 3) == CON and key in seen:
+            print(f"{decode_udp(data).describe()} -> nothing (a duplicate: planted defect)", flush=True)
+            continue
+        seen.add(key)
         reply = answer(args, data, peer)
         print(f"{decode_udp(data).describe()} -> {decode_udp(reply).describe() if reply else 'nothing'}", flush=True)
         if reply is not None:

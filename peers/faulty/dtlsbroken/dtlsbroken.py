@@ -16,6 +16,8 @@ echoed back.
   --never-give-up   retransmit an unanswered Request every second for ever, never ending the association
   --old-epoch       answer HeartbeatRequests that come in an older epoch (in clear, epoch 0)
   --keep-timer      go on retransmitting an unanswered Request when the client starts a new handshake
+  --hostile-flood   HOSTILE: after the handshake, a HeartbeatRequest and a 1200-octet record of application data
+                    every 5 ms, without end, and never read a datagram
 
 A handshake message from the client in the current epoch (a renegotiation) stops the retransmission of an
 unanswered Request, as RFC 6520 §3 says, and is refused with a no_renegotiation warning.
@@ -82,6 +84,12 @@ def serve(sock, args, cert, key):
     log(got.describe())
     if not got.ok:
         return
+    if args.hostile_flood:
+        log("flooding and never reading (hostile)")
+        while True:
+            dtls.send_heartbeat(REQUEST, b"flood " + str(time.monotonic()).encode())
+            dtls.send(APPLICATION_DATA, bytes(1200))
+            time.sleep(0.005)
     dtls.start_reading()
     done = threading.Event()
     stop = threading.Event()  # a handshake began: the Request in flight is no longer retransmitted
@@ -121,6 +129,7 @@ def main():
     parser.add_argument("--never-give-up", action="store_true")
     parser.add_argument("--old-epoch", action="store_true")
     parser.add_argument("--keep-timer", action="store_true")
+    parser.add_argument("--hostile-flood", action="store_true")
     args = parser.parse_args()
     args.trigger = args.trigger.encode().decode("unicode_escape")
     cert, key = open(args.cert).read(), open(args.key).read()

@@ -23,6 +23,8 @@ layer, below the library's own heartbeat handling), so that each rule can be bro
   --two-in-flight        send each triggered Request twice, back to back
   --alert-on-bad-response answer a Response with the wrong payload (or none expected) with unexpected_message
   --keep-retransmitting  retransmit a Request even after its right Response
+  --hostile-flood        HOSTILE: after the handshake, a HeartbeatRequest (where negotiated) and a 16 KiB record of
+                         application data every 5 ms, without end, and never read a record
 
 Application data other than the trigger is echoed back.
 """
@@ -123,6 +125,9 @@ class Session:
         self.conn.handshakeServer(certChain=self.chain, privateKey=self.key, settings=settings)
         self.negotiated = self.conn.heartbeat_supported
         self.log(f"handshake done, heartbeat {'on' if self.negotiated else 'off'}")
+        if args.hostile_flood:
+            self.flood()
+            return
         # A reader thread feeds a queue: tlslite-ng may hold a record it read with the handshake's last
         # flight, so waiting on the socket itself could sleep on data already in.
         inbox = queue.Queue()
@@ -158,6 +163,16 @@ class Session:
                     send(self.conn, APPLICATION_DATA, body)
             elif content_type == ALERT:
                 return
+
+    def flood(self):
+        """HOSTILE: records without end, nothing read; the peer's writes back up once its window fills."""
+        self.log("flooding and never reading (hostile)")
+        data = bytes(16384)
+        while True:
+            if self.negotiated:
+                send(self.conn, HEARTBEAT, heartbeat(REQUEST, os.urandom(16), self.args))
+            send(self.conn, APPLICATION_DATA, data)
+            time.sleep(0.005)
 
     def fatal(self, description):
         send(self.conn, ALERT, bytes([2, description]))
@@ -230,7 +245,7 @@ def main():
     for flag in ("answer-unnegotiated", "always-extension", "request-in-handshake", "accept-any-mode",
                  "say-not-allowed", "answer-anyway", "no-response", "alter-payload", "zero-padding",
                  "strict-padding", "heartbleed", "lenient", "ignore-mode", "two-in-flight",
-                 "alert-on-bad-response", "keep-retransmitting"):
+                 "alert-on-bad-response", "keep-retransmitting", "hostile-flood"):
         parser.add_argument(f"--{flag}", action="store_true")
     parser.add_argument("--padding", type=int, default=16)
     parser.add_argument("--trigger", default="")
