@@ -27,6 +27,7 @@ HOW = {
     "silent": "the tester stops answering (its socket still takes every datagram)",
     "frozen": "the tester's processes are frozen (cgroup freezer)",
     "blackholed": "every datagram between the IUT and the tester is dropped",
+    "crashed": "the tester's process is killed (its port is closed: ICMP port unreachable from then on)",
 }
 
 

@@ -29,6 +29,7 @@ HOW = {
     "silent": "the tester stops answering Pings (its kernel still acknowledges every segment)",
     "frozen": "the tester's processes are frozen (cgroup freezer): its kernel still acknowledges",
     "blackholed": "every segment between the IUT and the tester is dropped",
+    "crashed": "the tester's process is killed (its kernel closes the connection)",
 }
 
 

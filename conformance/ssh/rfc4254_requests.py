@@ -99,6 +99,8 @@ def test_channel_requests_are_answered_as_asked(ssh: SshCase, verdict):
     session = ssh.session()
     tester = session.ssh
     chan = tester.open_session()
+    if chan is None:
+        verdict.inconclusive_rest(f"the IUT opened no session channel ({tester.session_error})")
     reply = tester.channel_request(chan, unknown(1), bound=REPLY_BOUND)
     verdict.check("RFC4254-5.4-unknown-failure", reply.outcome == "failure",
                   f"an unknown channel request with want-reply on a session channel running {tester.session_kind}: "
