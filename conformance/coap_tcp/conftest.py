@@ -49,6 +49,7 @@ class CoapTcpCase:
         self.conns: list[Conn] = []
         self.sockwatch: SocketWatch | None = None
         self.last_sent = 0.0
+        self._wire: tuple[int, CoapTcpLog] | None = None
 
     def start(self) -> CoapTcpCase:
         world = self.world
@@ -64,7 +65,11 @@ class CoapTcpCase:
         return self.world.iut_address
 
     def wire(self) -> CoapTcpLog:
-        return coap_tcp_messages(self.world.capture.segments())
+        """The wire view, read again only when the capture has grown (cases poll it; a flood makes it large)."""
+        segments = self.world.capture.segments()
+        if self._wire is None or self._wire[0] != len(segments):
+            self._wire = (len(segments), coap_tcp_messages(segments))
+        return self._wire[1]
 
     def open(self, csm: bool = True) -> Conn:
         """A new connection to the IUT; with ``csm`` the tester's CSM (no options: base values) goes first."""
