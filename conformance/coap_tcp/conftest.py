@@ -153,6 +153,11 @@ class CoapTcpCase:
         self.sockwatch = SocketWatch(self.world.iut.sidecar, self.world.tester_address, local_port=conn.iut_port)
         self.world.cleanups.append(self.sockwatch.stop)
         self.world.logs["socket-states.txt"] = lambda: "\n".join(f"{t:.3f} {s}" for t, s in self.sockwatch.changes)
+        # Its first reading before anything is cut: a close is only told from a socket first seen open.
+        try:
+            wait_until(lambda: self.sockwatch.changes, 5.0, poll_max=0.02, what="the socket watch's first reading")
+        except TimedOut:
+            pass
 
     def ended(self, conn: Conn, after: float, bound: float) -> End | None:
         """How the IUT ended ``conn`` after capture time ``after`` (its FIN or RST; after watch_socket(), also its

@@ -25,11 +25,16 @@ INTERVAL = 2  # seconds: the keepalive-interval the case configures
 ROUNDS = 3  # Pings answered before the tester dies
 SLACK_FRACTION, SLACK_FIXED = 0.10, 0.25  # a Ping may be off its interval by 10 % plus 250 ms (timers, scheduling)
 GIVE_UP_INTERVALS = 3
+# Why an end was seen in the IUT's namespace rather than on the wire.
+SOCKET_NOTE = {
+    "blackholed": " (seen in its namespace: on a blackholed path its FIN waits behind the unacknowledged Ping)",
+    "crashed": " (seen in its namespace: what it sent after the tester's FIN drew an RST from the dead tester's kernel)",
+}
 HOW = {
     "silent": "the tester stops answering Pings (its kernel still acknowledges every segment)",
     "frozen": "the tester's processes are frozen (cgroup freezer): its kernel still acknowledges",
     "blackholed": "every segment between the IUT and the tester is dropped",
-    "crashed": "the tester's process is killed (its kernel closes the connection)",
+    "crashed": "the tester's process is killed (its kernel closes the connection: a FIN, then an RST for what comes)",
 }
 
 
@@ -111,7 +116,7 @@ def test_a_dead_server_is_given_up(coap_tcp: CoapTcpCase, verdict, how):
                                   "keepalive to judge (see COAP-TCP-keepalive-interval)")
     before = time.time()
     coap_tcp.world.tester_dies(how, mute=lambda: setattr(coap_tcp, "answering", False),
-                               before_blackhole=lambda: coap_tcp.watch_socket(conn))
+                               before_cut=lambda: coap_tcp.watch_socket(conn))
     # The tester's last message the IUT heard: every Pong sent before the fault (give a late one time to land).
     coap_tcp.watch(before + 0.2)
     last = max(m.t for m in coap_tcp.wire().sent_by(coap_tcp.world.tester_address, conn=conn.key))
@@ -131,8 +136,7 @@ def test_a_dead_server_is_given_up(coap_tcp: CoapTcpCase, verdict, how):
     verdict.check("COAP-TCP-dead-peer", took <= bound,
                   f"{HOW[how]}: the IUT ended the connection ({end_text(end)}) {took:.3f} s after the tester's last "
                   f"message, after {sum(m.msg.code == PING for m in after)} unanswered Ping(s)"
-                  + (" (seen in its namespace: on a blackholed path its FIN waits behind the unacknowledged Ping)"
-                     if end.kind.startswith("socket") else ""),
+                  + (SOCKET_NOTE[how] if end.kind.startswith("socket") else ""),
                   measured={"given_up_s": round(took, 3), "pings_after": sum(m.msg.code == PING for m in after)},
                   tolerance=tolerance)
     signals = [m.describe() for m in after if m.msg.code in (ABORT, RELEASE)]

@@ -9,15 +9,18 @@ so the cases judge what crossed the wire at the times it crossed, as over TCP.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from conformance.coap_tcp.conftest import CoapTcpCase, Conn
+from conformance.coap_tcp.conftest import ACCEPT_BOUND, TESTER_PORT, CoapTcpCase, Conn
 from fixtures.coaptcp import CoapTcpLog, coap_tcp_messages
 from fixtures.coaptls import plaintext_segments
-from fixtures.coapwire import CSM, encode_tcp
+from fixtures.coapwire import CSM, PING, PONG, StreamReader, encode_tcp
 from fixtures.sessions import CaseWorld
 from fixtures.testers.relay import StreamRelay
 from fixtures.testers.tls import APPLICATION_DATA, TlsTester
+from fixtures.timeline import conn_key
 
 HANDSHAKE_TIMEOUT = 10.0
 RECORD_PLAINTEXT = 2**14  # the most plaintext one TLS record may carry (RFC 5246 §6.2.1)
@@ -57,6 +60,50 @@ class CoapTlsCase(CoapTcpCase):
         self.world.cleanups.append(tls.close)
         if csm:
             self.send(conn, encode_tcp(CSM))
+        return conn
+
+    def start_client(self, knobs: dict | None = None, send_csm: bool = True) -> Conn:
+        """The IUT as a client of the tester over TLS: the tester listens on TESTER_PORT, takes the IUT's connection
+        and plays the TLS server (the run's server certificate, ALPN coap), then answers every Ping with a Pong of
+        the same token until ``answering`` is cleared; it sends its CSM at once with ``send_csm``."""
+        world = self.world
+        world.require(keepalive=knobs is not None)
+        world.build(knobs, tester_port=TESTER_PORT)
+        self.tester = world.start_agent()
+        world.logs["coap-tls.txt"] = self.log
+        self.tester.listen(TESTER_PORT, host=world.net.any_address)
+        self.answering = True
+        world.iut.start()
+        accepted = self.tester.accepted(ACCEPT_BOUND)
+        if accepted is None:
+            world.verdicts.inconclusive_rest(f"the IUT did not connect to the tester within {ACCEPT_BOUND:g} s")
+        peer = (accepted.data["peer"][0], int(accepted.data["peer"][1]))
+        local = (world.tester_address, TESTER_PORT)
+        conn = Conn(accepted.conn, conn_key(local, peer), local, accepted.data.get("wall", time.time()), iut_port=peer[1])
+        self.conns.append(conn)
+        tls = TlsTester(StreamRelay(self.tester, conn.id).socket, timeout=HANDSHAKE_TIMEOUT)
+        tls.answer_close_notify = True
+        self.tls[conn.id] = tls
+        self.sessions[conn.key] = (world.tester_address, tls)
+        creds = world.credentials
+        handshake = tls.handshake("1.2", mode=None, server=(creds.server_cert.decode(), creds.server_key.decode()),
+                                  alpn=ALPN)
+        if not handshake.ok:
+            world.verdicts.inconclusive_rest(f"the IUT client's TLS handshake failed: {handshake.describe()}")
+        reader = StreamReader()
+
+        def pong(record) -> None:  # the TLS reader thread: answer Pings while answering
+            if record.direction != "in" or record.content_type != APPLICATION_DATA:
+                return
+            for msg in reader.feed(record.body):
+                if msg.code == PING and self.answering:
+                    tls.send(APPLICATION_DATA, encode_tcp(PONG, token=msg.token))
+
+        tls.on_record = pong
+        tls.start_reading()
+        world.cleanups.append(tls.close)
+        if send_csm:
+            self.send(conn, encode_tcp(CSM), gap=0)
         return conn
 
     def _write(self, conn: Conn, data: bytes) -> None:

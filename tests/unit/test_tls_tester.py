@@ -132,3 +132,24 @@ def test_a_close_notify_is_answered_and_the_session_closed_only_where_asked(serv
         assert not client.alerts() and client.ended is None
     client.close()
     server.close()
+
+
+def test_every_record_the_reader_logs_reaches_on_record_and_a_failing_listener_stops_nothing(server_credentials):
+    from fixtures.testers.tls import APPLICATION_DATA
+
+    client, server, got, served = pair(server_credentials, "1.2", PEER_ALLOWED_TO_SEND)
+    assert got.ok and served.ok
+    seen = []
+
+    def listener(record):
+        seen.append(record.body)
+        raise RuntimeError("a listener's own trouble")
+
+    server.on_record = listener
+    server.start_reading()
+    client.send(APPLICATION_DATA, b"one")
+    client.send(APPLICATION_DATA, b"two")
+    assert server.wait_for(lambda: len(server.received()) >= 2, 5, what="both records")
+    assert seen == [b"one", b"two"]
+    client.close()
+    server.close()
