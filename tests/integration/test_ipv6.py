@@ -20,7 +20,7 @@ def test_tcp_and_websocket_cases_over_ipv6(run_suite):
     judged = [(v["requirement"], v["outcome"], v["message"]) for v in verdicts_of(report)]
     assert judged and all(outcome in ("pass", "info") for _, outcome, _ in judged), judged
     assert ("RFC9643-keepalives-max-probes", "pass") in {(r, o) for r, o, _ in judged}
-    timelines = list((report_dir(result) / "cases").glob("*/*/timeline.txt"))
+    timelines = list((report_dir(result) / "cases").glob("*/*/*/timeline.txt"))  # IUT, module, case
     assert len(timelines) == 3, timelines
     for path in timelines:
         hosts = {word for line in path.read_text().splitlines() for word in line.split()[1:4:2]}
