@@ -1,6 +1,7 @@
 """A DTLS 1.2 heartbeat server on the suite's own DTLS tester, conformant unless a flag plants a defect.
 
     dtlsbroken.py PORT CERT KEY [--trigger TEXT] [--flag ...]
+    dtlsbroken.py PORT CERT KEY --psk IDENTITY_FILE KEY_FILE --coap [COAPFLAG ...]
 
 The handshake is GnuTLS's (through the tester's ctypes calls), the records after it the tester's own, so
 this program decides every heartbeat itself. One association at a time, as gnutls-serv --udp serves them:
@@ -21,10 +22,16 @@ echoed back.
 
 A handshake message from the client in the current epoch (a renegotiation) stops the retransmission of an
 unanswered Request, as RFC 6520 §3 says, and is refused with a no_renegotiation warning.
+
+With --psk the handshake is PreSharedKey mode (the identity and key read from the two files), and with --coap
+every record of application data is one CoAP message answered as coapbroken.py answers it ("coaps", RFC 7252
+§9.1): the COAPFLAGs are coapbroken.py's UDP flags without their dashes (wrong-mid, ignore-ping, ...).
 """
 import argparse
+import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 
@@ -78,9 +85,31 @@ def ping(dtls, args, done, stop):
             wait *= 2
 
 
-def serve(sock, args, cert, key):
+def coap_answers(flags):
+    """coapbroken.py's answer function and its arguments with ``flags`` planted (copied in from project-files.txt)."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "faulty", "coapbroken"))
+    import coapbroken
+
+    unknown = set(flags) - set(coapbroken.FLAGS)
+    if unknown:
+        sys.exit(f"unknown coapbroken flags: {', '.join(sorted(unknown))}")
+    planted = argparse.Namespace(**{flag.replace("-", "_"): flag in flags for flag in coapbroken.FLAGS})
+    return lambda body, peer: coapbroken.answer(planted, body, peer), coapbroken.decode_udp
+
+
+def psk_file(identity_file, key_file):
+    """A GnuTLS password file (identity:hex-key) for the run's pre-shared key."""
+    identity = open(identity_file).read().strip()
+    key = open(key_file, "rb").read().strip()
+    fd, path = tempfile.mkstemp(prefix="psk-")
+    os.write(fd, f"{identity}:{key.hex()}\n".encode())
+    os.close(fd)
+    return path
+
+
+def serve(sock, args, cert, key, peer=None):
     dtls = DtlsTester(sock, timeout=10)
-    got = dtls.handshake(server=(cert, key))
+    got = dtls.handshake(mode=None, psk_file=args.passwd) if args.passwd else dtls.handshake(server=(cert, key))
     log(got.describe())
     if not got.ok:
         return
@@ -107,6 +136,12 @@ def serve(sock, args, cert, key):
                 if not args.keep_timer:
                     stop.set()
                 dtls.send(ALERT, bytes([1, NO_RENEGOTIATION]))
+            elif record.content_type == APPLICATION_DATA and args.coap is not None:
+                answer, decode = args.coap
+                reply = answer(record.body, peer)
+                log(f"{decode(record.body).describe()} -> {decode(reply).describe() if reply else 'nothing'}")
+                if reply is not None:
+                    dtls.send(APPLICATION_DATA, reply)
             elif record.content_type == APPLICATION_DATA:
                 if args.trigger and record.body == args.trigger.encode():
                     stop.clear()
@@ -130,14 +165,19 @@ def main():
     parser.add_argument("--old-epoch", action="store_true")
     parser.add_argument("--keep-timer", action="store_true")
     parser.add_argument("--hostile-flood", action="store_true")
+    parser.add_argument("--psk", nargs=2, metavar=("IDENTITY_FILE", "KEY_FILE"))
+    parser.add_argument("--coap", nargs="*", metavar="COAPFLAG")
     args = parser.parse_args()
+    args.passwd = psk_file(*args.psk) if args.psk else None
+    if args.coap is not None:
+        args.coap = coap_answers(args.coap)
     args.trigger = args.trigger.encode().decode("unicode_escape")
     cert, key = open(args.cert).read(), open(args.key).read()
     log(f"listening on UDP port {args.port}")
     while True:
         sock, peer = next_peer(args.port)
         log(f"association with {peer[0]} port {peer[1]}")
-        serve(sock, args, cert, key)
+        serve(sock, args, cert, key, peer)
 
 
 if __name__ == "__main__":
