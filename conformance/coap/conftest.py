@@ -110,17 +110,32 @@ class CoapCase:
         """Listener on the agent's events: the tester as a small CoAP server (see start_client)."""
         if event.ev != "datagram" or event.conn != self.conn or not self.answering or "hex" not in event.data:
             return
-        msg = decode_udp(bytes.fromhex(event.data["hex"]))
-        if msg.error or msg.mtype != CON:
+        reply = self.reply_to(bytes.fromhex(event.data["hex"]))
+        if reply is None:
             return
-        if msg.empty:
-            reply = encode_udp(RST, EMPTY, msg.mid)
-        else:
-            observe = [(OPTION_OBSERVE, b"\x01")] if msg.option(OPTION_OBSERVE) else []
-            reply = encode_udp(ACK, CONTENT, msg.mid, token=msg.token, options=observe, payload=b"alive")
         host, port = event.data["peer"][0], int(event.data["peer"][1])
         self.sent.append((time.time(), self.tester_port, reply))
         self.tester.send_to(self.conn, reply, host, port)
+
+    @staticmethod
+    def reply_to(data: bytes) -> bytes | None:
+        """What the tester, playing a server, answers to a client's message: a Reset to a ping, a piggybacked 2.05
+        to a Confirmable request (with Observe 1 when it asked to observe), nothing to anything else."""
+        msg = decode_udp(data)
+        if msg.error or msg.mtype != CON:
+            return None
+        if msg.empty:
+            return encode_udp(RST, EMPTY, msg.mid)
+        observe = [(OPTION_OBSERVE, b"\x01")] if msg.option(OPTION_OBSERVE) else []
+        return encode_udp(ACK, CONTENT, msg.mid, token=msg.token, options=observe, payload=b"alive")
+
+    def below_coap(self, after: float) -> str:
+        """What the IUT sent below CoAP after ``after`` (time.time()), for a dead-peer report: nothing over UDP."""
+        return ""
+
+    def launch(self) -> None:
+        """Start the client IUT that start_client built, once the case's faults are in place."""
+        self.world.iut.start()
 
     def from_iut(self, after: float = 0.0, to: tuple[str, int] | None = None) -> list[tuple[Datagram, Message]]:
         """Every datagram the IUT sent to the tester's socket (or to ``to``) after capture time ``after``, decoded."""

@@ -43,7 +43,7 @@ def silences(coap: CoapCase, found) -> list[float]:
 
 def started(coap: CoapCase, knobs: dict) -> float:
     coap.start_client(knobs, answer=True)
-    coap.world.iut.start()
+    coap.launch()
     return time.time()
 
 
@@ -94,11 +94,11 @@ def test_what_a_client_does_when_its_pings_go_unanswered(coap: CoapCase, verdict
     retransmitted = len(mids) - len(set(mids))
     others = [m.describe() for _, m in sent if not (m.mtype == CON and m.empty)]
     exited = coap.world.iut.container.exit_code()
-    last = f"{sent[-1][0].t - before:.1f} s in" if sent else "never"
+    last = f"{sent[-1][0].t - before:.1f} s in" if sent else "none"
     verdict.observe("COAP-keepalive-dead-peer",
                     f"{HOW[how]}: {len(unanswered)} unanswered pings ({retransmitted} of them retransmissions)"
                     + (f", then {', '.join(others[:3])}" if others else "")
-                    + f"; its last datagram {last}"
+                    + f"; its last CoAP message {last}" + coap.below_coap(before)
                     + (f"; it exited with status {exited}" if exited is not None else
                        f"; still running {time.time() - before:.0f} s after"),
                     measured={"pings": len(unanswered), "retransmitted": retransmitted, "others": others[:5],

@@ -31,7 +31,7 @@ def test_a_request_to_a_blackholed_server_backs_off_and_gives_up(coap: CoapCase,
     """The request, its retransmissions and the give-up, timed on the capture."""
     coap.start_client()
     coap.world.faults.blackhole("both")
-    coap.world.iut.start()
+    coap.launch()
     started = time.time()
 
     def request():

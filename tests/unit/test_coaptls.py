@@ -91,3 +91,31 @@ def test_over_dtls_each_record_of_application_data_becomes_a_datagram_the_valida
         (2.0, TESTER, log[0].body), (2.001, IUT, log[1].body), (2.001, IUT, log[2].body)]
     found = coap.validate(clear, IUT, TESTER, "server", {})
     assert [v.requirement for v in found.violations] == [coap.RST_MID]
+
+
+def test_over_dtls_the_iut_s_records_are_opened_from_the_capture_when_an_opener_is_given():
+    """A frozen tester reads nothing: the IUT's pings are in the capture but not in its log. With an opener (the
+    tester's read keys) they are in the view all the same; without one only pairs count."""
+    from fixtures.coapwire import CON, EMPTY, RST, encode_udp
+    from fixtures.datagrams import datagrams
+    from fixtures.timeline import read_pcap
+    from tests.unit.test_datagrams import ip_packet, pcap, udp
+
+    tester, iut = (TESTER, 5683), (IUT, 40100)
+    wire = [(1.0, iut, tester, dtls_record(23, 1, 1, 28)),  # a ping, answered
+            (1.001, tester, iut, dtls_record(23, 1, 1, 28)),
+            (3.0, iut, tester, dtls_record(23, 1, 2, 28)),  # pings the tester never read
+            (5.0, iut, tester, dtls_record(23, 1, 3, 28)),
+            (5.5, iut, tester, dtls_record(21, 1, 4, 26))]  # an encrypted alert: not application data
+    segments = read_pcap(pcap([(t, ip_packet(s[0], d[0], udp(s[1], d[1], data))) for t, s, d, data in wire]), keep=None)
+    pings = {1: encode_udp(CON, EMPTY, 0x10), 2: encode_udp(CON, EMPTY, 0x11), 3: encode_udp(CON, EMPTY, 0x12)}
+    log = [Rec("in", 23, pings[1]), Rec("out", 23, encode_udp(RST, EMPTY, 0x10))]
+
+    def opener(record):
+        return pings.get(record.sequence) if record.epoch == 1 and record.content_type == 23 else None
+
+    paired = plaintext_datagrams(segments, {(tester, iut): log})
+    assert [d.head for d in datagrams(paired)] == [pings[1], log[1].body]
+    opened = plaintext_datagrams(segments, {(tester, iut): log}, {(tester, iut): opener})
+    assert [(d.t, d.src, d.head) for d in datagrams(opened)] == [
+        (1.0, IUT, pings[1]), (1.001, TESTER, log[1].body), (3.0, IUT, pings[2]), (5.0, IUT, pings[3])]

@@ -13,7 +13,7 @@ import threading
 import pytest
 import trustme
 
-from fixtures.testers.dtls import DtlsTester, clear_record, hello_mode, set_hello_mode
+from fixtures.testers.dtls import DtlsTester, clear_record, hello_mode, psk_password_file, set_hello_mode
 from fixtures.testers.heartbeat import (
     ALERT,
     APPLICATION_DATA,
@@ -142,8 +142,7 @@ KEY = b"00112233445566778899aabbccddeeff"  # the octets are these ASCII characte
 def test_a_pre_shared_key_handshake_with_psk_suites_only(tmp_path, offered, ok):
     """coaps (RFC 7252 §9.1.3.1): the client offers the run's identity and key, the server reads a password file;
     the wrong key fails the handshake."""
-    passwd = tmp_path / "psk.passwd"
-    passwd.write_text(f"aliveness-tester:{KEY.hex()}\n")
+    passwd = psk_password_file(b"aliveness-tester", KEY, folder=str(tmp_path))
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     client, server = DtlsTester(a, timeout=5), DtlsTester(b, timeout=5)
     done = {}
@@ -160,3 +159,35 @@ def test_a_pre_shared_key_handshake_with_psk_suites_only(tmp_path, offered, ok):
         assert got and got[0].body == b"\x40\x00\x12\x34"
     client.close()
     server.close()
+
+
+def test_the_server_opens_a_record_from_the_wire_that_it_never_read(tmp_path):
+    """A coaps client IUT's pings to a frozen tester: the capture holds records the tester never read, and
+    open_wire decrypts them with its read keys; a record of another epoch or with a flipped octet does not open."""
+    from types import SimpleNamespace
+
+    passwd = psk_password_file(b"aliveness-tester", KEY, folder=str(tmp_path))
+    assert open(passwd).read() == f"aliveness-tester:{KEY.hex()}\n"
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client, server = DtlsTester(a, timeout=5), DtlsTester(b, timeout=5)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("server", server.handshake(mode=None, psk_file=passwd)))
+    thread.start()
+    assert client.handshake(mode=None, psk=(b"aliveness-tester", KEY)).ok
+    thread.join(10)
+    assert done["server"].ok
+    try:
+        client.send(APPLICATION_DATA, b"\x40\x00\x2a\x01")
+        raw = b.recv(65536)  # the server never reads it: as the capture holds it
+
+        def wire(datagram, epoch=None):
+            return SimpleNamespace(content_type=datagram[0], version=(datagram[1], datagram[2]),
+                                   epoch=int.from_bytes(datagram[3:5], "big") if epoch is None else epoch,
+                                   sequence=int.from_bytes(datagram[5:11], "big"), body=datagram[13:])
+
+        assert server.open_wire(wire(raw)) == b"\x40\x00\x2a\x01"
+        assert server.open_wire(wire(raw, epoch=0)) is None
+        assert server.open_wire(wire(raw[:-1] + bytes([raw[-1] ^ 1]))) is None
+    finally:
+        client.close()
+        server.close()

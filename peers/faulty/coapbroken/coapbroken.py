@@ -315,7 +315,7 @@ def tcp_client(args):
                 sock.sendall(encode_tcp(PONG, token=msg.token))
 
 
-def udp_keepalive(args, sock, mid):
+def udp_keepalive(args, sock, mid, send):
     """After the request: an Empty Confirmable after every keepalive interval of silence (twice it, planted)."""
     interval = args.keepalive * (2 if args.slow_keepalive else 1)
     while True:
@@ -326,19 +326,24 @@ def udp_keepalive(args, sock, mid):
         except TimeoutError:
             pass
         mid = (mid + 1) & 0xFFFF
-        sock.sendto(encode_udp(CON, EMPTY, mid), (args.client, args.port))
+        send(encode_udp(CON, EMPTY, mid))
         print(f"sent a ping, mid={mid:#06x}", flush=True)
 
 
-def client(args):
-    family = socket.AF_INET6 if ":" in args.client else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+def client(args, sock=None, send=None):
+    """One Confirmable GET to args.client:args.port; ``sock`` and ``send``: another way there and back (dtlsbroken.py
+    gives a socket pair whose other end is a DTLS association), else a UDP socket of its own."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET6 if ":" in args.client else socket.AF_INET, socket.SOCK_DGRAM)
+    if send is None:
+        def send(data):
+            sock.sendto(data, (args.client, args.port))
     mid = random.randrange(0x10000)
     request = encode_udp(CON, GET, mid, token=b"\xc1", options=[(11, b"aliveness")])
     timeout, grow = schedule(args)
     sent = 0
     while True:
-        sock.sendto(request, (args.client, args.port))
+        send(request)
         print(f"sent {decode_udp(request).describe()} (transmission {sent + 1}); next wait {timeout:.3f} s", flush=True)
         sent += 1
         sock.settimeout(timeout)
@@ -347,7 +352,7 @@ def client(args):
                 pass
             print("acknowledged", flush=True)
             if args.keepalive:
-                udp_keepalive(args, sock, mid)
+                udp_keepalive(args, sock, mid, send)
             return
         except TimeoutError:
             pass

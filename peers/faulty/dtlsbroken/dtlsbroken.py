@@ -2,6 +2,7 @@
 
     dtlsbroken.py PORT CERT KEY [--trigger TEXT] [--flag ...]
     dtlsbroken.py PORT CERT KEY --psk IDENTITY_FILE KEY_FILE --coap [COAPFLAG ...]
+    dtlsbroken.py PORT --client HOST --psk IDENTITY_FILE KEY_FILE [--keepalive N] [--coap COAPFLAG ...]
 
 The handshake is GnuTLS's (through the tester's ctypes calls), the records after it the tester's own, so
 this program decides every heartbeat itself. One association at a time, as gnutls-serv --udp serves them:
@@ -26,16 +27,17 @@ unanswered Request, as RFC 6520 §3 says, and is refused with a no_renegotiation
 With --psk the handshake is PreSharedKey mode (the identity and key read from the two files), and with --coap
 every record of application data is one CoAP message answered as coapbroken.py answers it ("coaps", RFC 7252
 §9.1): the COAPFLAGs are coapbroken.py's UDP flags without their dashes (wrong-mid, ignore-ping, ...).
+With --client it is coapbroken.py's UDP client instead, its GET and keepalive pings (--keepalive) sent over a
+DTLS association with HOST:PORT in PreSharedKey mode (COAPFLAGs such as slow-keepalive plant its defects).
 """
 import argparse
 import os
 import socket
 import sys
-import tempfile
 import threading
 import time
 
-from fixtures.testers.dtls import DtlsTester
+from fixtures.testers.dtls import DtlsTester, psk_password_file
 from fixtures.testers.heartbeat import ALERT, APPLICATION_DATA, HANDSHAKE, HEARTBEAT, REQUEST, RESPONSE, heartbeat
 
 TRIES = 4
@@ -85,26 +87,58 @@ def ping(dtls, args, done, stop):
             wait *= 2
 
 
-def coap_answers(flags):
-    """coapbroken.py's answer function and its arguments with ``flags`` planted (copied in from project-files.txt)."""
+def coapbroken_with(flags, **more):
+    """coapbroken.py (copied in from project-files.txt) and its arguments with ``flags`` planted."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers", "faulty", "coapbroken"))
     import coapbroken
 
     unknown = set(flags) - set(coapbroken.FLAGS)
     if unknown:
         sys.exit(f"unknown coapbroken flags: {', '.join(sorted(unknown))}")
-    planted = argparse.Namespace(**{flag.replace("-", "_"): flag in flags for flag in coapbroken.FLAGS})
+    return coapbroken, argparse.Namespace(**{flag.replace("-", "_"): flag in flags for flag in coapbroken.FLAGS}, **more)
+
+
+def coap_answers(flags):
+    """coapbroken.py's answer function with ``flags`` planted, and its decoder."""
+    coapbroken, planted = coapbroken_with(flags)
     return lambda body, peer: coapbroken.answer(planted, body, peer), coapbroken.decode_udp
+
+
+def coap_client(args):
+    """--client: coapbroken.py's UDP client (with its --keepalive) inside a DTLS association with HOST:PORT, in
+    PreSharedKey mode. coapbroken reads and writes one end of a datagram socket pair; each datagram is one
+    record of application data on the association."""
+    coapbroken, planted = coapbroken_with(args.coap or [], client=args.client, port=args.port, keepalive=args.keepalive)
+    sock = socket.socket(socket.AF_INET6 if ":" in args.client else socket.AF_INET, socket.SOCK_DGRAM)
+    sock.connect((args.client, args.port))
+    dtls = DtlsTester(sock, timeout=10)
+    with open(args.psk[0], "rb") as identity, open(args.psk[1], "rb") as key:
+        got = dtls.handshake(mode=None, psk=(identity.read().strip(), key.read().strip()))
+    log(got.describe())
+    if not got.ok:
+        return 1
+    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    def delivered(record):  # the DTLS reader thread: the server's CoAP messages, to coapbroken
+        if record.direction == "in" and record.content_type == APPLICATION_DATA:
+            theirs.send(record.body)
+
+    def sealed():  # what coapbroken writes, as records
+        while True:
+            dtls.send(APPLICATION_DATA, theirs.recv(65535))
+
+    dtls.on_record = delivered
+    dtls.start_reading()
+    threading.Thread(target=sealed, daemon=True).start()
+    coapbroken.client(planted, sock=mine, send=mine.send)
+    dtls.close()
+    return 0
 
 
 def psk_file(identity_file, key_file):
     """A GnuTLS password file (identity:hex-key) for the run's pre-shared key."""
-    identity = open(identity_file).read().strip()
-    key = open(key_file, "rb").read().strip()
-    fd, path = tempfile.mkstemp(prefix="psk-")
-    os.write(fd, f"{identity}:{key.hex()}\n".encode())
-    os.close(fd)
-    return path
+    with open(identity_file, "rb") as identity, open(key_file, "rb") as key:
+        return psk_password_file(identity.read().strip(), key.read().strip())
 
 
 def serve(sock, args, cert, key, peer=None):
@@ -157,8 +191,10 @@ def serve(sock, args, cert, key, peer=None):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("port", type=int)
-    parser.add_argument("cert")
-    parser.add_argument("key")
+    parser.add_argument("cert", nargs="?")
+    parser.add_argument("key", nargs="?")
+    parser.add_argument("--client", metavar="HOST")
+    parser.add_argument("--keepalive", type=float, default=0.0)
     parser.add_argument("--trigger", default="")
     parser.add_argument("--no-retransmit", action="store_true")
     parser.add_argument("--never-give-up", action="store_true")
@@ -168,6 +204,12 @@ def main():
     parser.add_argument("--psk", nargs=2, metavar=("IDENTITY_FILE", "KEY_FILE"))
     parser.add_argument("--coap", nargs="*", metavar="COAPFLAG")
     args = parser.parse_args()
+    if args.client:
+        if not args.psk:
+            parser.error("--client needs --psk")
+        return coap_client(args)
+    if not (args.cert and args.key):
+        parser.error("a server needs CERT and KEY")
     args.passwd = psk_file(*args.psk) if args.psk else None
     if args.coap is not None:
         args.coap = coap_answers(args.coap)
