@@ -191,3 +191,32 @@ def test_the_server_opens_a_record_from_the_wire_that_it_never_read(tmp_path):
     finally:
         client.close()
         server.close()
+
+
+def test_a_pre_shared_key_association_in_coap_s_mandatory_ccm_8(tmp_path, monkeypatch):
+    """A peer that has only TLS_PSK_WITH_AES_128_CCM_8 (RFC 7252 §9.1.3.1; tinydtls): the tester's record layer
+    seals and opens AES-CCM with its 8-octet tag (libcoap's GnuTLS read the same records in the coap-dtls cases)."""
+    from fixtures.testers import dtls
+
+    monkeypatch.setattr(dtls, "PSK_PRIORITY", b"NORMAL:-VERS-ALL:+VERS-DTLS1.2:-CIPHER-ALL:+AES-128-CCM-8:-KX-ALL:+PSK")
+    passwd = psk_password_file(b"aliveness-tester", KEY, folder=str(tmp_path))
+    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    client, server = DtlsTester(a, timeout=5), DtlsTester(b, timeout=5)
+    done = {}
+    thread = threading.Thread(target=lambda: done.setdefault("server", server.handshake(mode=None, psk_file=passwd)))
+    thread.start()
+    assert client.handshake(mode=None, psk=(b"aliveness-tester", KEY)).ok
+    thread.join(10)
+    assert done["server"].ok and client.cipher == server.cipher == "AES-128-CCM-8"
+    try:
+        client.start_reading()
+        server.start_reading()
+        client.send(APPLICATION_DATA, b"\x40\x00\x12\x34")
+        got = server.wait_for(lambda: [r for r in server.received() if r.content_type == APPLICATION_DATA], 5, what="it")
+        assert got[0].body == b"\x40\x00\x12\x34"
+        server.send(APPLICATION_DATA, b"\x70\x00\x12\x34")
+        back = client.wait_for(lambda: [r for r in client.received() if r.content_type == APPLICATION_DATA], 5, what="it")
+        assert back[0].body == b"\x70\x00\x12\x34"
+    finally:
+        client.close()
+        server.close()
