@@ -53,7 +53,7 @@ def test_formats(creds: Credentials):
     for pub in (creds.ssh_host_public_key, creds.ssh_user_public_key):
         assert pub.startswith(b"ssh-ed25519 AAAA") and pub.endswith(b"\n") and len(pub.split()) == 3
     assert creds.server_bundle == creds.server_cert + creds.server_key
-    assert creds.psk_identity == b"aliveness-tester" and re.fullmatch(rb"[0-9a-f]{32}", creds.psk_key)
+    assert creds.psk_identity == b"aliveness-tester" and re.fullmatch(rb"[0-9a-f]{16}", creds.psk_key)
 
 
 def test_load_gives_the_same_credentials(creds: Credentials):
