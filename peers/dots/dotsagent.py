@@ -129,6 +129,9 @@ class HeartbeatResource(resource.Resource):
             return reply(Code.BAD_REQUEST)
         now = time.monotonic()
         self.beats.heard = self.beats.peer_heartbeat = now
+        if self.args.fault == "answers-hb-201":
+            log(f"heartbeat from the peer (peer-hb-status {str(status).lower()}), answered 2.01 (planted)")
+            return reply(Code.CREATED)
         log(f"heartbeat from the peer (peer-hb-status {str(status).lower()}), answered 2.04")
         return reply(Code.CHANGED)
 
@@ -236,7 +239,7 @@ class Server:
         return site
 
     def config_body(self, ranges: bool) -> bytes:
-        spans = {name: dict(RANGES) for name in CONFIG_SETS} if ranges else None
+        spans = {name: dict(RANGES) for name in CONFIG_SETS} if ranges and self.args.fault != "no-ranges" else None
         return signal_config(self.values, spans)
 
     def config(self, request) -> Message:
@@ -252,6 +255,8 @@ class Server:
             return reply(Code.DELETED)
         if request.code != Code.PUT:
             return reply(Code.METHOD_NOT_ALLOWED)
+        if self.args.fault == "sid-optional":
+            params.setdefault("sid", str(self.sid or 1))
         if "sid" not in params or not params["sid"].isdigit() or "cuid" in params:
             log("configuration PUT without a sid (or with a cuid): 4.00")
             return reply(Code.BAD_REQUEST)
@@ -268,10 +273,13 @@ class Server:
                 low, high = RANGES[parameter]
                 if not low <= value <= high and self.args.fault != "accepts-out-of-range":
                     log(f"configuration PUT refused (4.22): {name} {parameter} {value} is outside [{low}, {high}]")
+                    if self.args.fault == "refuses-but-applies":
+                        for set_name, set_values in wanted.items():
+                            self.values[set_name].update(set_values)
                     return reply(Code.UNPROCESSABLE_ENTITY)
         for name, values in wanted.items():
             self.values[name].update(values)
-        created = self.sid != int(params["sid"])
+        created = self.sid != int(params["sid"]) or self.args.fault == "always-created"
         self.sid = int(params["sid"])
         log(f"configuration sid {self.sid} installed: {wanted} ({'2.01' if created else '2.04'})")
         return reply(Code.CREATED if created else Code.CHANGED)
@@ -383,8 +391,10 @@ class Client:
         """One heartbeat on ``session``; True when it was answered within the interval."""
         status = session.beats.status()
         log(f"session {session.number}: heartbeat (peer-hb-status {str(status).lower()})")
+        path = [".well-known", "dots", "hb"] + ([f"cuid={self.args.cuid}"] if self.args.fault == "hb-with-cuid" else [])
+        mtype = None if self.args.fault == "confirmable-heartbeat" else NON  # None: aiocoap's default, Confirmable
         try:
-            got = await session.request(Code.PUT, [".well-known", "dots", "hb"], heartbeat(status), NON)
+            got = await session.request(Code.PUT, path, heartbeat(status), mtype)
             return got.code == Code.CHANGED
         except (TimeoutError, aiocoap.error.Error):
             return False
@@ -475,7 +485,8 @@ def read_psk(files) -> tuple[str, str]:
 
 
 FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-heard-session", "accepts-out-of-range",
-          "stops-when-unanswered", "gives-up-under-attack")
+          "refuses-but-applies", "no-ranges", "always-created", "sid-optional", "answers-hb-201",
+          "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack")
 
 
 def main() -> int:
