@@ -147,6 +147,7 @@ class Server:
         self.client = None  # the remote of the session's client
         self.context = None
         self.session_task: asyncio.Task | None = None
+        self.dropped: set = set()
 
     def defaults(self) -> dict:
         values = dict(DEFAULTS)
@@ -162,6 +163,8 @@ class Server:
 
     def heard_from(self, remote) -> None:
         self.beats.heard = time.monotonic()
+        if remote in self.dropped:
+            return  # planted (drops-heard-session): a session it dropped is never heartbeated again
         if self.client is None or self.client != remote:
             self.client = remote
             log(f"session with {remote.hostinfo}")
@@ -203,6 +206,8 @@ class Server:
                         "the session stays (its inbound link may be saturated)")
                     continue
                 log(f"session lost: {beats.missed} heartbeats unanswered and nothing heard for {quiet:.1f} s")
+                if self.args.fault == "drops-heard-session":
+                    self.dropped.add(self.client)
                 if self.args.preconfigured:
                     log(f"pre-configured mitigation triggered: {self.args.preconfigured}")
                 self.client = None
@@ -414,7 +419,8 @@ class Client:
         last_try = None
         while True:
             if last_try is not None:
-                wait = last_try + max(self.args.retry_interval, MIN_RETRY) - time.monotonic()
+                floor = 5.0 if self.args.fault == "retries-fast" else max(self.args.retry_interval, MIN_RETRY)
+                wait = last_try + floor - time.monotonic()
                 if wait > 0:
                     log(f"next session attempt in {wait:.0f} s")
                     await asyncio.sleep(wait)
@@ -425,6 +431,9 @@ class Client:
                 await session.close()
                 continue
             await self.keep(session)
+            if self.args.fault == "never-reestablishes":
+                log("planted: no new session after a lost one")
+                await asyncio.get_running_loop().create_future()
             last_try = None  # the session worked: a new one may be tried at once
 
     async def keep(self, session: Session) -> None:
@@ -440,17 +449,18 @@ class Client:
             if missed:
                 log(f"session {session.number}: {missed} heartbeats unanswered in a row")
             attack = self.under_attack()
-            if attack and not attack_sent:
+            if attack and not attack_sent and self.args.fault != "no-mitigation-under-attack":
                 attack_sent = True
                 asyncio.ensure_future(self.mitigation(session))
-            if missed >= self.allowed:
+            allowed = 1 if self.args.fault == "gives-up-early" else self.allowed
+            if missed >= allowed:
                 if not attack or self.args.fault == "gives-up-under-attack":
                     log(f"session {session.number}: lost after {missed} unanswered heartbeats")
                     if spare_task:
                         spare_task.cancel()
                     await session.close()
                     return
-                if spare is None:
+                if spare is None and self.args.fault != "no-spare-under-attack":
                     log(f"session {session.number}: {missed} unanswered under attack: kept; a new session in parallel")
                     spare = Session(self)
                     spare_task = asyncio.ensure_future(self.try_spare(spare, session))
@@ -486,7 +496,8 @@ def read_psk(files) -> tuple[str, str]:
 
 FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-heard-session", "accepts-out-of-range",
           "refuses-but-applies", "no-ranges", "always-created", "sid-optional", "answers-hb-201",
-          "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack")
+          "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack", "gives-up-early",
+          "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack")
 
 
 def main() -> int:
