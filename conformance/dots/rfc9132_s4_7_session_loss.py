@@ -137,7 +137,8 @@ def test_a_server_that_still_hears_its_client_keeps_the_session(dots: DotsCase, 
     if alerts:
         problems.append(f"it ended the association ({', '.join(alerts)})")
     if answer is None or answer.msg.code not in (CREATED, CHANGED):
-        problems.append(f"a mitigation request on the association afterwards: {code_text(answer.msg.code) if answer else 'no answer'}")
+        got = code_text(answer.msg.code) if answer else "no answer"
+        problems.append(f"a mitigation request on the association afterwards: {got}")
     verdict.check("RFC9132-4.7-server-keeps-heard-session", not problems,
                   "; ".join(problems) or f"for {spell:g} s everything it sent was dropped while it heard the tester: "
                                          f"its heartbeats went on (longest silence {longest:.1f} s) and a mitigation "

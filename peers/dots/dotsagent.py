@@ -124,6 +124,11 @@ class HeartbeatResource(resource.Resource):
     async def render_put(self, request):
         body = decode(request.payload)
         status = body.get(HEARTBEAT, "peer-hb-status")
+        if self.args.fault == "crashes-on-garbage" and body.value is None:
+            log("planted: exiting on a body that is not CBOR")
+            os._exit(3)
+        if self.args.fault == "accepts-unknown-keys":
+            body.unknown = []
         if body.value is None or body.unknown or not isinstance(status, bool):
             log(f"heartbeat refused (4.00): {body.error or body.unknown or 'no peer-hb-status'}")
             return reply(Code.BAD_REQUEST)
@@ -497,7 +502,8 @@ def read_psk(files) -> tuple[str, str]:
 FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-heard-session", "accepts-out-of-range",
           "refuses-but-applies", "no-ranges", "always-created", "sid-optional", "answers-hb-201",
           "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack", "gives-up-early",
-          "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack")
+          "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack",
+          "accepts-unknown-keys", "crashes-on-garbage")
 
 
 def main() -> int:

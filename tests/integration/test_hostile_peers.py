@@ -18,7 +18,8 @@ HOSTILE = [p for p in faulty_peers() if load_manifest(p).description.startswith(
 # echo of each datagram size and the echo after a lost datagram or answer for UDP echo; for TLS, the handshake
 # with and without the extension, with each heartbeat mode (an invalid one included) and the exchange of Requests;
 # the same for DTLS; for SSH, the logins of the request cases and of a keepalive case; for CoAP, pings, ACK and
-# RST, and a GET of each type; for CoAP over TCP, the CSM, a Ping and an Empty message.
+# RST, and a GET of each type; for CoAP over TCP, the CSM, a Ping and an Empty message; for DOTS, the configuration
+# cases and the heartbeat interval.
 CASES = {
     "websocket": "same_data or 126_octets or between_fragments or pinged_at_the_interval",
     "tcp": "switched_on_per_connection or traffic_postpones or max_probes_then_drop",
@@ -28,6 +29,7 @@ CASES = {
     "ssh": "global_requests or channel_requests or live_peer",
     "coap": "matching_reset or never_answered or fits_its_type",
     "coap-tcp": "opens_with_a_csm or pong_with_its_token or empty_message",
+    "dots": "announced_and_installed or unacceptable_configuration or negotiated_interval",
 }
 CLEAR = {"pass", "fail", "warn", "info", "inconclusive", "not-applicable"}
 # A case's deadline covers its own run; its teardown (evidence, containers) comes on top.

@@ -1,0 +1,87 @@
+"""RFC 9132 §6 and hostile input, with the IUT as the DOTS server: what it does with heartbeats it cannot read.
+
+Every CBOR key of RFC 9132's table is comprehension-required: a body with a key the agent does not know cannot
+be processed, so it must not be answered 2.04. Around each piece of hostile input (a body that is not CBOR,
+unknown keys, a 16000-octet body, 500 heartbeats back to back) the tester sends a valid heartbeat: the one after
+must be answered as the one before was, so the agent kept its signal channel. A DTLS record carries at most
+16 KiB of plaintext, so the 64 KiB body of CoAP over UDP's case cannot be sent here; 16000 octets is close to
+the most one record holds.
+"""
+from __future__ import annotations
+
+import time
+
+import cbor2
+import pytest
+
+from conformance.dots.conftest import ANSWER_BOUND, DotsCase
+from fixtures.coapwire import CHANGED, NON, PUT, code_text, encode_udp
+from fixtures.dotswire import CONTENT_FORMAT, HEARTBEAT_PATH, OPTION_CONTENT_FORMAT, heartbeat, uri_path
+from fixtures.waiting import TimedOut, wait_until
+
+pytestmark = pytest.mark.protocol("dots")
+
+FLOOD = 500
+BAD = {
+    "garbage": ("a body that is not CBOR", b"\xff\xfe\x00garbage\x1c\x1d"),
+    "unknown-key": ("a heartbeat with an unknown key next to peer-hb-status", cbor2.dumps({49: {51: True}, 9999: 1})),
+    "unknown-inner-key": ("a heartbeat whose container holds an unknown key", cbor2.dumps({49: {51: True, 9998: "x"}})),
+    "large": ("a 16000-octet body", cbor2.dumps({49: {51: True}, 9997: bytes(15980)})),
+    "flood": (f"{FLOOD} heartbeats back to back", None),
+}
+
+
+def send_body(dots: DotsCase, body: bytes, confirmable: bool = False) -> bytes:
+    """A PUT to the heartbeat resource with ``body``; returns its token."""
+    token = dots.token()
+    data = encode_udp(NON, PUT, dots.mid(), token=token,
+                      options=uri_path(*HEARTBEAT_PATH) + [(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))],
+                      payload=body)
+    dots.sent.append((time.time(), dots.tester_port, data))
+    dots._transmit(data)
+    return token
+
+
+def answer_to(dots: DotsCase, token: bytes, sent: float):
+    try:
+        return wait_until(lambda: next((s for s in dots.from_iut(sent - 0.005) if s.msg.token == token
+                                        and s.msg.cls in (2, 4, 5)), None), ANSWER_BOUND, poll_max=0.05, what="an answer")
+    except TimedOut:
+        return None
+
+
+def valid_heartbeat(dots: DotsCase):
+    sent = time.time()
+    return answer_to(dots, send_body(dots, heartbeat(True)), sent)
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("RFC9132-6-unknown-key-refused", "DOTS-survives-bad-input")
+@pytest.mark.parametrize("kind", BAD, ids=BAD)
+def test_hostile_heartbeats_are_refused_and_the_channel_survives(dots: DotsCase, verdict, kind):
+    what, body = BAD[kind]
+    dots.start()
+    before = valid_heartbeat(dots)
+    if before is None or before.msg.code != CHANGED:
+        verdict.inconclusive_rest(f"the baseline heartbeat was answered {code_text(before.msg.code) if before else 'not at all'}"
+                                  " (see RFC9132-4.7-heartbeat-answered)")
+    sent = time.time()
+    if body is None:
+        for _ in range(FLOOD):
+            send_body(dots, heartbeat(True))
+        answer = None
+    else:
+        answer = answer_to(dots, send_body(dots, body), sent)
+    if kind.startswith("unknown"):
+        verdict.check("RFC9132-6-unknown-key-refused", answer is not None and answer.msg.cls in (4, 5),
+                      f"{what}: {code_text(answer.msg.code) if answer else f'no answer within {ANSWER_BOUND:g} s'}")
+    else:
+        verdict.not_applicable_for("RFC9132-6-unknown-key-refused", f"no unknown key to judge in the input ({what})")
+    wait_until(lambda: time.time() > sent + 1.0, 3, poll_max=0.1, what="the input to settle")
+    after = valid_heartbeat(dots)
+    exited = dots.world.iut.container.exit_code()
+    verdict.check("DOTS-survives-bad-input", after is not None and after.msg.code == CHANGED,
+                  f"after {what}" + (f" (answered {code_text(answer.msg.code)})" if answer else "")
+                  + f": a valid heartbeat was answered {code_text(after.msg.code) if after else 'not at all'}"
+                  + (f"; the IUT exited with status {exited}" if exited is not None else ""),
+                  measured={"exit": exited})
