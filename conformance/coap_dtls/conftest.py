@@ -38,8 +38,11 @@ class CoapDtlsCase(CoapCase):
         super().__init__(world)
         self.dtls: DtlsTester | None = None
         self.association: tuple[tuple[str, int], tuple[str, int]] | None = None  # (the tester's end, the IUT's)
+        self.associations: list[tuple[tuple, DtlsTester]] = []  # every association of the case, the current one last
+        self.on_record = None  # what a subclass answers from the records of an association it opens
         world.in_clear = self.segments_in_clear
-        world.logs["coap-dtls.txt"] = lambda: self.dtls.log() if self.dtls else "no DTLS association was made\n"
+        world.logs["coap-dtls.txt"] = lambda: ("\n\n".join(f"association {a}:\n{d.log()}" for a, d in self.associations)
+                                               or "no DTLS association was made\n")
 
     def start(self) -> CoapDtlsCase:
         world = self.world
@@ -47,20 +50,32 @@ class CoapDtlsCase(CoapCase):
         world.build(None)
         self.tester = world.start_agent()
         self.port = world.serve()
+        world.logs["coap.txt"] = self.log
+        handshake = self.associate()
+        if not handshake.ok:
+            world.verdicts.inconclusive_rest(f"the DTLS handshake (PSK identity {world.credentials.psk_identity.decode()}) "
+                                             f"failed: {handshake.describe()}")
+        self.last_sent = time.time()
+        return self
+
+    def associate(self):
+        """A new DTLS association of the tester's with the server IUT, from a new UDP socket (a client that comes
+        back); it becomes the current one (``conn``, ``dtls``, ``association``). Returns the handshake."""
+        world = self.world
         self.conn = self.tester.udp_open(peer=(world.iut_address, self.port), record=RECORD_ALL)
         self.tester_port = int(self.tester.opened(self.conn).data["local"][1])
         self.association = (self.origin, (self.iut, self.port))
         self.dtls = DtlsTester(DatagramRelay(self.tester, self.conn).socket, timeout=HANDSHAKE_TIMEOUT)
-        world.logs["coap.txt"] = self.log
+        self.associations.append((self.association, self.dtls))
         creds = world.credentials
         handshake = self.dtls.handshake(mode=None, psk=(creds.psk_identity, creds.psk_key))
-        if not handshake.ok:
-            world.verdicts.inconclusive_rest(f"the DTLS handshake (PSK identity {creds.psk_identity.decode()}) failed: "
-                                             f"{handshake.describe()}")
-        self.dtls.start_reading()
-        world.cleanups.append(self.dtls.close)
-        self.last_sent = time.time()
-        return self
+        if handshake.ok:
+            if self.on_record is not None:
+                dtls, answer = self.dtls, self.on_record
+                dtls.on_record = lambda record: answer(record, dtls)  # answered on the association it came on
+            self.dtls.start_reading()
+            world.cleanups.append(self.dtls.close)
+        return handshake
 
     def start_client(self, knobs: dict | None = None, answer: bool = False) -> CoapDtlsCase:
         """The IUT as a client of the tester over DTLS: as over UDP (the tester's socket on TESTER_PORT, the world
@@ -87,6 +102,7 @@ class CoapDtlsCase(CoapCase):
         peer = (hello.data["peer"][0], int(hello.data["peer"][1]))
         self.association = (self.origin, peer)
         self.dtls = DtlsTester(DatagramRelay(self.tester, self.conn, peer).socket, timeout=HANDSHAKE_TIMEOUT)
+        self.associations.append((self.association, self.dtls))
         creds = world.credentials
         passwd = psk_password_file(creds.psk_identity, creds.psk_key)
         try:
@@ -130,10 +146,10 @@ class CoapDtlsCase(CoapCase):
         return f"; below CoAP: {', '.join(seen[:4])}" if seen else "; below CoAP: nothing but application data"
 
     def segments_in_clear(self) -> list:
-        if self.dtls is None or self.association is None:
+        if not self.associations:
             return []
-        return plaintext_datagrams(self.world.capture.segments(), {self.association: list(self.dtls.records)},
-                                   {self.association: self.dtls.open_wire})
+        return plaintext_datagrams(self.world.capture.segments(), {a: list(d.records) for a, d in self.associations},
+                                   {a: d.open_wire for a, d in self.associations})
 
     def datagrams(self) -> list[Datagram]:
         return datagrams(self.segments_in_clear())

@@ -84,8 +84,8 @@ class DotsCase(CoapDtlsCase):
     # -- the two ways in ----------------------------------------------------------------------------------------
     def start(self) -> DotsCase:
         """Server IUT: the tester's association as a DOTS client."""
+        self.on_record = self._answer_record
         super().start()
-        self.dtls.on_record = self._answer_record
         self._start_heartbeats()
         return self
 
@@ -108,8 +108,10 @@ class DotsCase(CoapDtlsCase):
     def token(self) -> bytes:
         return (next(self._tokens) & 0xFFFF).to_bytes(2, "big")
 
-    def _answer_record(self, record) -> None:
-        """The DTLS reader thread: answer what the IUT asks, as the case's peer agent does."""
+    def _answer_record(self, record, dtls=None) -> None:
+        """The DTLS reader thread: answer what the IUT asks, as the case's peer agent does, on the association
+        the request came on (``dtls``; the current one by default)."""
+        dtls = dtls or self.dtls
         if record.direction != "in" or record.content_type != APPLICATION_DATA or not self.answering:
             return
         msg = decode_udp(record.body)
@@ -126,7 +128,7 @@ class DotsCase(CoapDtlsCase):
         else:
             reply = encode_udp(NON, answer_code, self.mid(), token=msg.token, options=options, payload=body)
         self.sent.append((time.time(), self.tester_port, reply))
-        self.dtls.send(APPLICATION_DATA, reply)
+        dtls.send(APPLICATION_DATA, reply)
 
     def serve(self, msg: Message) -> tuple[int | None, bytes, int | None]:
         """(code, body, Max-Age) of the tester's answer to a request: heartbeats always; as the DOTS server the

@@ -22,8 +22,8 @@ import pytest
 
 from conformance.dots.conftest import CREATED, DotsCase
 from conformance.dots.rfc9132_s4_7_heartbeat import MISSING, agreed, slack
-from fixtures.coapwire import CHANGED, PUT, code_text
-from fixtures.dotswire import MITIGATE_PATH, MITIGATION_SCOPE, encode
+from fixtures.coapwire import CHANGED, CONTENT, GET, PUT, code_text
+from fixtures.dotswire import CONFIG_PATH, MITIGATE_PATH, MITIGATION_SCOPE, encode
 from fixtures.tlswire import tls_records
 from fixtures.waiting import wait_until
 
@@ -149,7 +149,8 @@ def test_a_server_that_still_hears_its_client_keeps_the_session(dots: DotsCase, 
 
 @pytest.mark.roles("client")
 @pytest.mark.requirement("RFC9132-4.7-attack-session-kept", "RFC9132-4.7-attack-heartbeats-continue",
-                         "RFC9132-4.7-attack-new-session", "RFC9132-4.7-attack-mitigation-on-current")
+                         "RFC9132-4.7-attack-new-session", "RFC9132-4.7-attack-mitigation-on-current",
+                         "RFC9132-4.7-attack-link-returns")
 def test_a_client_under_attack_keeps_its_session_and_tries_another(dots: DotsCase, verdict):
     trigger = dots.world.manifest.role("dots", "client").option("attack-trigger")
     if not trigger:
@@ -159,7 +160,7 @@ def test_a_client_under_attack_keeps_its_session_and_tries_another(dots: DotsCas
     wait_until(lambda: len(dots.heartbeats_from_iut()) >= 2, 4 * interval + 5, poll_max=0.1, what="the IUT's heartbeats")
     cut = time.time()
     dots.world.iut.container.exec(trigger)
-    dots.world.faults.blackhole("to-iut")
+    attack = dots.world.faults.blackhole("to-iut")
     dots.world.mark(cut, "attack: to the IUT dropped")
     spell = (MISSING + 3) * interval
     wait_until(lambda: time.time() > cut + spell, spell + 2, poll_max=0.2, what="the spell to pass")
@@ -190,3 +191,74 @@ def test_a_client_under_attack_keeps_its_session_and_tries_another(dots: DotsCas
                   f"{len(mitigations)} mitigation requests on the association during the spell"
                   + (f", the first {mitigations[0].t - cut:.1f} s in" if mitigations else ""),
                   measured={"mitigation_requests": len(mitigations)})
+    attack.lift()
+    lifted = time.time()
+    dots.world.mark(lifted, "attack over: the path is back")
+    watch = 3 * interval
+    wait_until(lambda: time.time() > lifted + watch, watch + 2, poll_max=0.2, what="the watch after the attack")
+    answered = [b for b in dots.heartbeats_from_iut(lifted)]
+    late_attempts = [a for a in attempts(dots, lifted + interval)]
+    verdict.observe("RFC9132-4.7-attack-link-returns",
+                    f"in the {watch:g} s after the path came back: {len(answered)} heartbeats on the first association "
+                    f"(the tester answered them), {len(late_attempts)} new ClientHellos after the first interval"
+                    + (" (still trying the second session)" if late_attempts else ""),
+                    measured={"heartbeats_on_first": len(answered), "attempts_after": len(late_attempts)})
+
+
+
+@pytest.mark.roles("server")
+@pytest.mark.requirement("RFC9132-4.7-server-hears-nothing", "DOTS-returning-client-served")
+def test_a_server_that_hears_nothing_gives_up_and_serves_the_returning_client(dots: DotsCase, verdict):
+    """The tester falls silent for missing-hb-allowed + 3 intervals, then comes back on a new association."""
+    interval = agreed(dots, verdict)
+    dots.heartbeating = True
+    wait_until(lambda: len(dots.heartbeats_from_iut()) >= 2, 4 * interval + 5, poll_max=0.1, what="the IUT's heartbeats")
+    silent = time.time()
+    dots.world.tester_dies("silent", mute=lambda: (setattr(dots, "answering", False), setattr(dots, "heartbeating", False)))
+    spell = (MISSING + 3) * interval
+    wait_until(lambda: time.time() > silent + spell, spell + 2, poll_max=0.2, what="the silence to pass")
+    beats = [b.t for b in dots.heartbeats_from_iut(silent)]
+    alerts = alerts_on_first(dots, silent)
+    stopped = beats and beats[-1] < silent + spell - 2 * interval
+    verdict.observe("RFC9132-4.7-server-hears-nothing",
+                    f"the tester fell silent for {spell:g} s (missing-hb-allowed {MISSING} x {interval:g} s = "
+                    f"{MISSING * interval:g} s): {len(beats)} heartbeats of the server's went unanswered, "
+                    + (f"the last {beats[-1] - silent:.1f} s in, then none" if stopped else
+                       "and it was still heartbeating at the end" if beats else "none at all")
+                    + (f"; {', '.join(alerts)}" if alerts else "; no alert"),
+                    measured={"unanswered": len(beats), "last_heartbeat_s": round(beats[-1] - silent, 3) if beats else None,
+                              "stopped": bool(stopped)})
+    dots.answering = True
+    back = time.time()
+    dots.world.mark(back, "the client comes back")
+    handshake = dots.associate()
+    if not handshake.ok:
+        verdict.check("DOTS-returning-client-served", False, f"the new DTLS handshake failed: {handshake.describe()}")
+        return
+    config = dots.request(GET, CONFIG_PATH)
+    sent = time.time()
+    dots.send_heartbeat(True)
+    token = dots.tester_heartbeats[-1][1]
+    try:
+        answer = wait_until(lambda: next((s for s in dots.from_iut(sent - 0.005) if s.msg.token == token
+                                          and s.msg.cls in (2, 4, 5)), None), 5, poll_max=0.05, what="the answer")
+    except Exception:  # noqa: BLE001 - TimedOut: judged below
+        answer = None
+    hello = attempts_of_tester(dots, back)
+    ok = config is not None and config.msg.code == CONTENT and answer is not None and answer.msg.code == CHANGED
+    recovered = round(answer.t - hello, 3) if answer is not None and hello is not None else None
+    verdict.check("DOTS-returning-client-served", ok,
+                  f"a new association from port {dots.tester_port}: handshake in {handshake.seconds:.2f} s, configuration "
+                  f"GET {code_text(config.msg.code) if config else 'unanswered'}, heartbeat "
+                  f"{code_text(answer.msg.code) if answer else 'unanswered'}"
+                  + (f"; recovered {recovered:.2f} s after the new ClientHello" if recovered is not None and ok else ""),
+                  measured={"recover_s": recovered})
+
+
+def attempts_of_tester(dots: DotsCase, after: float) -> float | None:
+    """Capture time of the tester's first ClientHello after ``after``."""
+    for record in tls_records(dots.world.capture.segments()).records:
+        if (record.src == dots.world.tester_address and record.t > after and record.content_type == 22
+                and not record.epoch and record.body[:1] == bytes([CLIENT_HELLO])):
+            return record.t
+    return None

@@ -153,6 +153,11 @@ class Server:
         self.context = None
         self.session_task: asyncio.Task | None = None
         self.dropped: set = set()
+        self.lost_sessions = 0
+
+    def refusing(self) -> bool:
+        """Planted (refuses-returning-client): once a session is lost, every request is answered 5.03."""
+        return self.args.fault == "refuses-returning-client" and self.lost_sessions > 0
 
     def defaults(self) -> dict:
         values = dict(DEFAULTS)
@@ -213,6 +218,7 @@ class Server:
                 log(f"session lost: {beats.missed} heartbeats unanswered and nothing heard for {quiet:.1f} s")
                 if self.args.fault == "drops-heard-session":
                     self.dropped.add(self.client)
+                self.lost_sessions += 1
                 if self.args.preconfigured:
                     log(f"pre-configured mitigation triggered: {self.args.preconfigured}")
                 self.client = None
@@ -224,11 +230,15 @@ class Server:
 
         class Tracked(HeartbeatResource):
             async def render_put(self, request):
+                if server.refusing():
+                    return reply(Code.SERVICE_UNAVAILABLE)
                 server.heard_from(request.remote)
                 return await super().render_put(request)
 
         class Config(resource.Resource, resource.PathCapable):
             async def render(self, request):
+                if server.refusing():
+                    return reply(Code.SERVICE_UNAVAILABLE)
                 server.heard_from(request.remote)
                 return server.config(request)
 
@@ -240,6 +250,8 @@ class Server:
         site.add_resource([".well-known", "dots", "hb"], Tracked(self.beats, self.args))
         class ConfigItself(resource.Resource):  # aiocoap's Site routes the bare path only to a plain resource
             async def render(self, request):
+                if server.refusing():
+                    return reply(Code.SERVICE_UNAVAILABLE)
                 server.heard_from(request.remote)
                 return server.config(request)
 
@@ -399,7 +411,7 @@ class Client:
 
     async def heartbeat(self, session: Session) -> bool:
         """One heartbeat on ``session``; True when it was answered within the interval."""
-        status = session.beats.status()
+        status = True if self.args.fault == "hb-status-always-true" else session.beats.status()
         log(f"session {session.number}: heartbeat (peer-hb-status {str(status).lower()})")
         path = [".well-known", "dots", "hb"] + ([f"cuid={self.args.cuid}"] if self.args.fault == "hb-with-cuid" else [])
         mtype = None if self.args.fault == "confirmable-heartbeat" else NON  # None: aiocoap's default, Confirmable
@@ -478,7 +490,8 @@ class Client:
                 spare_task.cancel()
                 await spare.close()
                 spare, spare_task = None, None
-            await asyncio.sleep(max(self.interval - (time.monotonic() - started), 0))
+            interval = DEFAULTS["heartbeat-interval"] if self.args.fault == "ignores-interval" else self.interval
+            await asyncio.sleep(max(interval - (time.monotonic() - started), 0))
 
     async def try_spare(self, spare: Session, current: Session) -> bool:
         await spare.open()
@@ -503,7 +516,7 @@ FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-he
           "refuses-but-applies", "no-ranges", "always-created", "sid-optional", "answers-hb-201",
           "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack", "gives-up-early",
           "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack",
-          "accepts-unknown-keys", "crashes-on-garbage")
+          "accepts-unknown-keys", "crashes-on-garbage", "refuses-returning-client")
 
 
 def main() -> int:
