@@ -40,6 +40,7 @@ class CoapDtlsCase(CoapCase):
         self.association: tuple[tuple[str, int], tuple[str, int]] | None = None  # (the tester's end, the IUT's)
         self.associations: list[tuple[tuple, DtlsTester]] = []  # every association of the case, the current one last
         self.on_record = None  # what a subclass answers from the records of an association it opens
+        self._clear: tuple | None = None  # (what it was built from, the capture in clear)
         world.in_clear = self.segments_in_clear
         world.logs["coap-dtls.txt"] = lambda: ("\n\n".join(f"association {a}:\n{d.log()}" for a, d in self.associations)
                                                or "no DTLS association was made\n")
@@ -146,10 +147,16 @@ class CoapDtlsCase(CoapCase):
         return f"; below CoAP: {', '.join(seen[:4])}" if seen else "; below CoAP: nothing but application data"
 
     def segments_in_clear(self) -> list:
+        """The capture in clear, rebuilt only when the capture or a record log has grown (cases poll it; a flood makes
+        it large, and each rebuild opens every record of the IUT's)."""
         if not self.associations:
             return []
-        return plaintext_datagrams(self.world.capture.segments(), {a: list(d.records) for a, d in self.associations},
-                                   {a: d.open_wire for a, d in self.associations})
+        segments = self.world.capture.segments()
+        key = (len(segments), tuple(len(d.records) for _, d in self.associations))
+        if self._clear is None or self._clear[0] != key:
+            self._clear = (key, plaintext_datagrams(segments, {a: list(d.records) for a, d in self.associations},
+                                                    {a: d.open_wire for a, d in self.associations}))
+        return self._clear[1]
 
     def datagrams(self) -> list[Datagram]:
         return datagrams(self.segments_in_clear())

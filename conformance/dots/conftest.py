@@ -196,7 +196,7 @@ class DotsCase(CoapDtlsCase):
             return next((s for s in self.from_iut(sent - 0.005) if s.msg.token == token and s.msg.cls in (2, 4, 5)), None)
 
         try:
-            return wait_until(response, bound, poll_max=0.05, what="the IUT's response")
+            return wait_until(response, bound, poll_max=0.1, what="the IUT's response")
         except TimedOut:
             return None
 
