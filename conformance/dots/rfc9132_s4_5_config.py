@@ -28,7 +28,7 @@ def get_config(dots: DotsCase):
 
 
 def answered(seen) -> str:
-    return code_text(seen.msg.code) if seen is not None else "no answer within 5 s"
+    return f"answered {code_text(seen.msg.code)}" if seen is not None else "not answered within 5 s"
 
 
 @pytest.mark.roles("server")
@@ -39,7 +39,7 @@ def test_the_configuration_is_announced_and_installed(dots: DotsCase, verdict):
     seen, current, low, high = get_config(dots)
     problems = []
     if seen is None or seen.msg.code != CONTENT:
-        problems.append(f"the GET was answered {answered(seen)}, not 2.05")
+        problems.append(f"the GET was {answered(seen)}, not 2.05")
     if seen is not None and not current:
         problems.append("its body holds no signal-config with current values")
     for name in current:
@@ -73,7 +73,7 @@ def test_an_unacceptable_configuration_is_refused_and_changes_nothing(dots: Dots
     dots.start()
     seen, before, _, high = get_config(dots)
     if seen is None or seen.msg.code != CONTENT or not high:
-        verdict.inconclusive_rest(f"the configuration GET was answered {answered(seen)} with no maximum to exceed "
+        verdict.inconclusive_rest(f"the configuration GET was {answered(seen)}, with no maximum to exceed "
                                   "(see RFC9132-4.5.1-config-ranges)")
     name = next(n for n in CONFIG_SETS if "heartbeat-interval" in high.get(n, {}))
     too_long = int(high[name]["heartbeat-interval"]) + 1
