@@ -40,7 +40,8 @@ def agreed(dots: DotsCase, verdict) -> float:
     dots.start()
     seen = dots.request(GET, CONFIG_PATH)
     if seen is None or seen.msg.code != CONTENT:
-        verdict.inconclusive_rest(f"the configuration GET was {'answered ' + code_text(seen.msg.code) if seen else 'not answered'} "
+        got = f"answered {code_text(seen.msg.code)}" if seen else "not answered"
+        verdict.inconclusive_rest(f"the configuration GET was {got} "
                                   "(see RFC9132-4.5.1-config-ranges)")
     low = config_values(decode(seen.msg.payload), "min-value")
     interval = max([INTERVAL] + [int(v["heartbeat-interval"]) for v in low.values() if "heartbeat-interval" in v])

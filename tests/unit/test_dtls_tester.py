@@ -161,11 +161,9 @@ def test_a_pre_shared_key_handshake_with_psk_suites_only(tmp_path, offered, ok):
     server.close()
 
 
-def test_the_server_opens_a_record_from_the_wire_that_it_never_read(tmp_path):
-    """A coaps client IUT's pings to a frozen tester: the capture holds records the tester never read, and
-    open_wire decrypts them with its read keys; a record of another epoch or with a flipped octet does not open."""
-    from types import SimpleNamespace
-
+def psk_pair(tmp_path):
+    """A client and a server tester associated with KEY (the server reading a password file psk_password_file
+    wrote), and the server's raw socket end."""
     passwd = psk_password_file(b"aliveness-tester", KEY, folder=str(tmp_path))
     assert open(passwd).read() == f"aliveness-tester:{KEY.hex()}\n"
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -176,6 +174,15 @@ def test_the_server_opens_a_record_from_the_wire_that_it_never_read(tmp_path):
     assert client.handshake(mode=None, psk=(b"aliveness-tester", KEY)).ok
     thread.join(10)
     assert done["server"].ok
+    return client, server, b
+
+
+def test_the_server_opens_a_record_from_the_wire_that_it_never_read(tmp_path):
+    """A coaps client IUT's pings to a frozen tester: the capture holds records the tester never read, and
+    open_wire decrypts them with its read keys; a record of another epoch or with a flipped octet does not open."""
+    from types import SimpleNamespace
+
+    client, server, b = psk_pair(tmp_path)
     try:
         client.send(APPLICATION_DATA, b"\x40\x00\x2a\x01")
         raw = b.recv(65536)  # the server never reads it: as the capture holds it
@@ -199,15 +206,8 @@ def test_a_pre_shared_key_association_in_coap_s_mandatory_ccm_8(tmp_path, monkey
     from fixtures.testers import dtls
 
     monkeypatch.setattr(dtls, "PSK_PRIORITY", b"NORMAL:-VERS-ALL:+VERS-DTLS1.2:-CIPHER-ALL:+AES-128-CCM-8:-KX-ALL:+PSK")
-    passwd = psk_password_file(b"aliveness-tester", KEY, folder=str(tmp_path))
-    a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    client, server = DtlsTester(a, timeout=5), DtlsTester(b, timeout=5)
-    done = {}
-    thread = threading.Thread(target=lambda: done.setdefault("server", server.handshake(mode=None, psk_file=passwd)))
-    thread.start()
-    assert client.handshake(mode=None, psk=(b"aliveness-tester", KEY)).ok
-    thread.join(10)
-    assert done["server"].ok and client.cipher == server.cipher == "AES-128-CCM-8"
+    client, server, _ = psk_pair(tmp_path)
+    assert client.cipher == server.cipher == "AES-128-CCM-8"
     try:
         client.start_reading()
         server.start_reading()
