@@ -32,6 +32,9 @@ class CoapTlsCase(CoapTcpCase):
         super().__init__(world)
         self.sessions: dict = {}  # connection key -> (the tester's address, its TlsTester)
         self.tls: dict[str, TlsTester] = {}  # agent connection id -> its TLS session
+        # (connection, its TlsTester) -> what its reader thread calls with each record (a subclass's own answers);
+        # None: the tester answers Pings with Pongs only.
+        self.record_handler = None
         world.in_clear = self.segments_in_clear
 
     def segments_in_clear(self) -> list:
@@ -56,6 +59,8 @@ class CoapTlsCase(CoapTcpCase):
         handshake = tls.handshake("1.2", mode=None, alpn=ALPN)
         if not handshake.ok:
             self.world.verdicts.inconclusive_rest(f"the TLS handshake with the IUT failed: {handshake.describe()}")
+        if self.record_handler is not None:
+            tls.on_record = self.record_handler(conn, tls)
         tls.start_reading()
         self.world.cleanups.append(tls.close)
         if csm:
@@ -74,9 +79,22 @@ class CoapTlsCase(CoapTcpCase):
         self.tester.listen(TESTER_PORT, host=world.net.any_address)
         self.answering = True
         world.iut.start()
-        accepted = self.tester.accepted(ACCEPT_BOUND)
-        if accepted is None:
+        conn = self.accept_client(send_csm=send_csm)
+        if conn is None:
             world.verdicts.inconclusive_rest(f"the IUT did not connect to the tester within {ACCEPT_BOUND:g} s")
+        if isinstance(conn, str):
+            world.verdicts.inconclusive_rest(f"the IUT client's TLS handshake failed: {conn}")
+        return conn
+
+    def accept_client(self, bound: float = ACCEPT_BOUND, send_csm: bool = True) -> Conn | str | None:
+        """Take the client IUT's next connection and play the TLS server on it (the run's server certificate, ALPN
+        coap): the connection, or what made the handshake fail, or None when none came within ``bound`` s. With
+        ``send_csm`` the tester's CSM goes out before it reads anything, so it precedes every answer."""
+        world = self.world
+        taken = {c.id for c in self.conns}
+        accepted = self.tester.accepted(bound, exclude=taken)
+        if accepted is None:
+            return None
         peer = (accepted.data["peer"][0], int(accepted.data["peer"][1]))
         local = (world.tester_address, TESTER_PORT)
         conn = Conn(accepted.conn, conn_key(local, peer), local, accepted.data.get("wall", time.time()), iut_port=peer[1])
@@ -89,21 +107,26 @@ class CoapTlsCase(CoapTcpCase):
         handshake = tls.handshake("1.2", mode=None, server=(creds.server_cert.decode(), creds.server_key.decode()),
                                   alpn=ALPN)
         if not handshake.ok:
-            world.verdicts.inconclusive_rest(f"the IUT client's TLS handshake failed: {handshake.describe()}")
-        reader = StreamReader()
+            return handshake.describe()
+        if self.record_handler is not None:
+            tls.on_record = self.record_handler(conn, tls)
+        else:
+            reader = StreamReader()
 
-        def pong(record) -> None:  # the TLS reader thread: answer Pings while answering
-            if record.direction != "in" or record.content_type != APPLICATION_DATA:
-                return
-            for msg in reader.feed(record.body):
-                if msg.code == PING and self.answering:
-                    tls.send(APPLICATION_DATA, encode_tcp(PONG, token=msg.token))
+            def pong(record) -> None:  # the TLS reader thread: answer Pings while answering
+                if record.direction != "in" or record.content_type != APPLICATION_DATA:
+                    return
+                for msg in reader.feed(record.body):
+                    if msg.code == PING and self.answering:
+                        tls.send(APPLICATION_DATA, encode_tcp(PONG, token=msg.token))
 
-        tls.on_record = pong
+            tls.on_record = pong
+        if send_csm:
+            conn.sent += 1
+            self.last_sent = time.time()
+            tls.send(APPLICATION_DATA, encode_tcp(CSM))
         tls.start_reading()
         world.cleanups.append(tls.close)
-        if send_csm:
-            self.send(conn, encode_tcp(CSM), gap=0)
         return conn
 
     def _write(self, conn: Conn, data: bytes) -> None:

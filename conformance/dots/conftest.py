@@ -69,53 +69,34 @@ class Seen:
         return value if isinstance(value, bool) else None
 
 
-class DotsCase(CoapDtlsCase):
-    def __init__(self, world: CaseWorld) -> None:
-        super().__init__(world)
+class DotsPeer:
+    """The tester as a DOTS agent, whatever carries it: its state, its answers, its heartbeats and requests. A
+    transport's case class provides ``_request_bytes``, ``_reply_bytes``, ``_send`` and ``from_iut``."""
+
+    reliable = False  # over TCP: no message types, and missing-hb-allowed is not negotiated (RFC 9132 §4.5)
+
+    def _dots_init(self) -> None:
         self._tokens = itertools.count(0xD0)
         self.interval = 2.0  # seconds between the tester's own heartbeats (its agreed heartbeat-interval)
         self.heartbeating = False  # the tester sends heartbeats (client-role cases: its own thread)
         self.answering = True  # the tester answers the IUT's requests (heartbeats 2.04; as server, config too)
+        self.answer_delay = 0.0  # seconds the tester holds each answer to an IUT heartbeat back
         self.tester_heartbeats: list[tuple[float, bytes]] = []  # (time.time(), token) of each heartbeat the tester sent
         self.config = {name: dict(TESTER_DEFAULTS) for name in ("mitigating-config", "idle-config")}
         self.sids: set[int] = set()
         self._stop = threading.Event()
 
-    # -- the two ways in ----------------------------------------------------------------------------------------
-    def start(self) -> DotsCase:
-        """Server IUT: the tester's association as a DOTS client."""
-        self.on_record = self._answer_record
-        super().start()
-        self._start_heartbeats()
-        return self
-
-    def start_client(self, knobs: dict | None = None, answer: bool = True) -> DotsCase:
-        """Client IUT: the tester as its DOTS server (launch() takes the association)."""
-        super().start_client(knobs, answer=answer)
-        if knobs and "heartbeat-interval" in knobs:
-            self.interval = float(knobs["heartbeat-interval"])
-        return self
-
-    def launch(self) -> None:
-        super().launch()
-        self._start_heartbeats()
-
     def _start_heartbeats(self) -> None:
         threading.Thread(target=self._heartbeat_loop, daemon=True, name="dots-heartbeats").start()
         self.world.cleanups.insert(0, self._stop.set)
 
-    # -- the tester's side ----------------------------------------------------------------------------------------
     def token(self) -> bytes:
         return (next(self._tokens) & 0xFFFF).to_bytes(2, "big")
 
-    def _answer_record(self, record, dtls=None) -> None:
-        """The DTLS reader thread: answer what the IUT asks, as the case's peer agent does, on the association
-        the request came on (``dtls``; the current one by default)."""
-        dtls = dtls or self.dtls
-        if record.direction != "in" or record.content_type != APPLICATION_DATA or not self.answering:
-            return
-        msg = decode_udp(record.body)
-        if msg.error or msg.cls != 0 or not msg.code or msg.mtype not in (CON, NON):
+    def answer(self, msg: Message, send) -> None:
+        """Answer one request of the IUT's as the case's peer agent does (``send`` puts the reply on the session
+        it came on); heartbeat answers are held back ``answer_delay`` seconds, on a thread of their own."""
+        if not self.answering or msg.error or msg.cls != 0 or not msg.code:
             return
         answer_code, body, max_age = self.serve(msg)
         if answer_code is None:
@@ -123,12 +104,13 @@ class DotsCase(CoapDtlsCase):
         options = [(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))] if body else []
         if max_age is not None:
             options.append((OPTION_MAX_AGE, max_age.to_bytes(4, "big")))
-        if msg.mtype == CON:
-            reply = encode_udp(ACK, answer_code, msg.mid, token=msg.token, options=options, payload=body)
-        else:
-            reply = encode_udp(NON, answer_code, self.mid(), token=msg.token, options=options, payload=body)
-        self.sent.append((time.time(), self.tester_port, reply))
-        dtls.send(APPLICATION_DATA, reply)
+        reply = self._reply_bytes(msg, answer_code, options, body)
+        if self.answer_delay and is_heartbeat(path_of(msg.options)):
+            timer = threading.Timer(self.answer_delay, lambda: self.answering and send(reply))
+            timer.daemon = True
+            timer.start()
+            return
+        send(reply)
 
     def serve(self, msg: Message) -> tuple[int | None, bytes, int | None]:
         """(code, body, Max-Age) of the tester's answer to a request: heartbeats always; as the DOTS server the
@@ -173,40 +155,96 @@ class DotsCase(CoapDtlsCase):
 
     def send_heartbeat(self, status: bool = True) -> float:
         token = self.token()
-        data = encode_udp(NON, PUT, self.mid(), token=token,
-                          options=uri_path(*HEARTBEAT_PATH) + [(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))],
-                          payload=heartbeat(status))
+        data = self._request_bytes(PUT, token, uri_path(*HEARTBEAT_PATH) + [(OPTION_CONTENT_FORMAT,
+                                                                             CONTENT_FORMAT.to_bytes(2, "big"))],
+                                   heartbeat(status), confirmable=False)
         sent = time.time()
         self.tester_heartbeats.append((sent, token))
-        self.sent.append((sent, self.tester_port, data))
-        self._transmit(data)
+        self._send(data)
         return sent
 
     def request(self, method: int, path: tuple[str, ...], body: bytes = b"", bound: float = ANSWER_BOUND) -> Seen | None:
-        """A Confirmable request of the tester's and the IUT's response (piggybacked in the ACK or separate, matched by
-        token), from the capture; None when none came within ``bound`` seconds."""
+        """A request of the tester's (Confirmable over UDP) and the IUT's response (piggybacked or separate, matched
+        by token), from the capture; None when none came within ``bound`` seconds."""
         token = self.token()
         options = uri_path(*path) + ([(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))] if body else [])
-        data = encode_udp(CON, method, self.mid(), token=token, options=options, payload=body)
+        data = self._request_bytes(method, token, options, body, confirmable=True)
         sent = time.time()
-        self.sent.append((sent, self.tester_port, data))
-        self._transmit(data)
+        self._send(data)
+        return self.response_to(token, sent, bound)
 
+    def response_to(self, token: bytes, sent: float, bound: float = ANSWER_BOUND) -> Seen | None:
+        """The IUT's response with ``token`` to a request sent at ``sent``, from the capture (None after ``bound``)."""
         def response():
             return next((s for s in self.from_iut(sent - 0.005) if s.msg.token == token and s.msg.cls in (2, 4, 5)), None)
 
         try:
-            return wait_until(response, bound, poll_max=0.1, what="the IUT's response")
+            return wait_until(response, bound, poll_max=0.05, what="the IUT's response")
         except TimedOut:
             return None
+
+    def heartbeats_from_iut(self, after: float = 0.0, **where) -> list[Seen]:
+        """The IUT's heartbeats after ``after`` (``where``: what a transport's from_iut also takes, e.g. conn)."""
+        return [s for s in self.from_iut(after, **where) if s.msg.cls == 0 and s.msg.code and is_heartbeat(s.path)]
+
+
+class DotsCase(DotsPeer, CoapDtlsCase):
+    def __init__(self, world: CaseWorld) -> None:
+        super().__init__(world)
+        self._dots_init()
+
+    # -- the two ways in ----------------------------------------------------------------------------------------
+    def start(self) -> DotsCase:
+        """Server IUT: the tester's association as a DOTS client."""
+        self.on_record = self._answer_record
+        super().start()
+        self._start_heartbeats()
+        return self
+
+    def start_client(self, knobs: dict | None = None, answer: bool = True) -> DotsCase:
+        """Client IUT: the tester as its DOTS server (launch() takes the association)."""
+        super().start_client(knobs, answer=answer)
+        if knobs and "heartbeat-interval" in knobs:
+            self.interval = float(knobs["heartbeat-interval"])
+        return self
+
+    def launch(self) -> None:
+        super().launch()
+        self._start_heartbeats()
+
+    # -- over DTLS ------------------------------------------------------------------------------------------------
+    def _answer_record(self, record, dtls=None) -> None:
+        """The DTLS reader thread: answer what the IUT asks on the association the request came on (``dtls``; the
+        current one by default)."""
+        dtls = dtls or self.dtls
+        if record.direction != "in" or record.content_type != APPLICATION_DATA:
+            return
+        msg = decode_udp(record.body)
+        if msg.mtype not in (CON, NON):
+            return
+
+        def send(reply: bytes) -> None:
+            self.sent.append((time.time(), self.tester_port, reply))
+            dtls.send(APPLICATION_DATA, reply)
+
+        self.answer(msg, send)
+
+    def _request_bytes(self, method: int, token: bytes, options: list, payload: bytes, confirmable: bool) -> bytes:
+        return encode_udp(CON if confirmable else NON, method, self.mid(), token=token, options=options, payload=payload)
+
+    def _reply_bytes(self, msg: Message, answer_code: int, options: list, payload: bytes) -> bytes:
+        if msg.mtype == CON:
+            return encode_udp(ACK, answer_code, msg.mid, token=msg.token, options=options, payload=payload)
+        return encode_udp(NON, answer_code, self.mid(), token=msg.token, options=options, payload=payload)
+
+    def _send(self, data: bytes) -> None:
+        self.sent.append((time.time(), self.tester_port, data))
+        self._transmit(data)
 
     # -- what the IUT sent ---------------------------------------------------------------------------------------
     def from_iut(self, after: float = 0.0) -> list[Seen]:  # type: ignore[override]
         return [Seen(d.t, decode_udp(d.head)) for d in self.datagrams()
                 if d.src == self.iut and d.destination == self.origin and d.t > after]
-
-    def heartbeats_from_iut(self, after: float = 0.0) -> list[Seen]:
-        return [s for s in self.from_iut(after) if s.msg.cls == 0 and s.msg.code and is_heartbeat(s.path)]
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ def slack(interval: float) -> float:
 
 
 def agreed(dots: DotsCase, verdict) -> float:
-    """Bring the IUT to a heartbeat-interval H the tester knows; returns H (the case is inconclusive if it cannot)."""
+    """Bring the IUT to a heartbeat-interval H the tester knows (and, over DTLS, missing-hb-allowed); returns H
+    (the case is inconclusive if it cannot)."""
     if dots.world.role == "client":
         dots.start_client({"heartbeat-interval": INTERVAL, "missing-hb-allowed": MISSING})
         dots.launch()
@@ -47,6 +48,8 @@ def agreed(dots: DotsCase, verdict) -> float:
     interval = max([INTERVAL] + [int(v["heartbeat-interval"]) for v in low.values() if "heartbeat-interval" in v])
     missing = max([MISSING] + [int(v["missing-hb-allowed"]) for v in low.values() if "missing-hb-allowed" in v])
     values = {"heartbeat-interval": interval, "missing-hb-allowed": missing}
+    if dots.reliable:  # over TCP missing-hb-allowed is not negotiated (RFC 9132 §4.5)
+        del values["missing-hb-allowed"]
     put = dots.request(PUT, (*CONFIG_PATH, "sid=1"), signal_config({"mitigating-config": values, "idle-config": values}))
     if put is None or put.msg.code not in (CREATED, CHANGED):
         verdict.inconclusive_rest(f"the IUT did not accept heartbeat-interval {interval} within its own range: "

@@ -15,7 +15,7 @@ import cbor2
 import pytest
 
 from conformance.dots.conftest import ANSWER_BOUND, DotsCase
-from fixtures.coapwire import CHANGED, NON, PUT, code_text, encode_udp
+from fixtures.coapwire import CHANGED, PUT, code_text
 from fixtures.dotswire import CONTENT_FORMAT, HEARTBEAT_PATH, OPTION_CONTENT_FORMAT, heartbeat, uri_path
 from fixtures.waiting import TimedOut, wait_until
 
@@ -31,14 +31,11 @@ BAD = {
 }
 
 
-def send_body(dots: DotsCase, body: bytes, confirmable: bool = False) -> bytes:
-    """A PUT to the heartbeat resource with ``body``; returns its token."""
+def send_body(dots: DotsCase, body: bytes) -> bytes:
+    """A PUT to the heartbeat resource with ``body`` (Non-confirmable over DTLS); returns its token."""
     token = dots.token()
-    data = encode_udp(NON, PUT, dots.mid(), token=token,
-                      options=uri_path(*HEARTBEAT_PATH) + [(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))],
-                      payload=body)
-    dots.sent.append((time.time(), dots.tester_port, data))
-    dots._transmit(data)
+    options = uri_path(*HEARTBEAT_PATH) + [(OPTION_CONTENT_FORMAT, CONTENT_FORMAT.to_bytes(2, "big"))]
+    dots._send(dots._request_bytes(PUT, token, options, body, confirmable=False))
     return token
 
 
@@ -59,7 +56,12 @@ def valid_heartbeat(dots: DotsCase):
 @pytest.mark.requirement("RFC9132-6-unknown-key-refused", "DOTS-survives-bad-input")
 @pytest.mark.parametrize("kind", BAD, ids=BAD)
 def test_hostile_heartbeats_are_refused_and_the_channel_survives(dots: DotsCase, verdict, kind):
-    what, body = BAD[kind]
+    hostile(dots, verdict, kind, *BAD[kind])
+
+
+def hostile(dots: DotsCase, verdict, kind: str, what: str, body: bytes | None, survived=None) -> None:
+    """A valid heartbeat, the hostile input, a valid heartbeat again. ``survived`` (the TLS cases') may take the
+    second heartbeat elsewhere (on a new connection once the IUT aborted the first): it returns (answer, how)."""
     dots.start()
     before = valid_heartbeat(dots)
     if before is None or before.msg.code != CHANGED:
@@ -78,10 +80,10 @@ def test_hostile_heartbeats_are_refused_and_the_channel_survives(dots: DotsCase,
     else:
         verdict.not_applicable_for("RFC9132-6-unknown-key-refused", f"no unknown key to judge in the input ({what})")
     wait_until(lambda: time.time() > sent + 1.0, 3, poll_max=0.1, what="the input to settle")
-    after = valid_heartbeat(dots)
+    after, how = survived(sent) if survived else (valid_heartbeat(dots), "")
     exited = dots.world.iut.container.exit_code()
     verdict.check("DOTS-survives-bad-input", after is not None and after.msg.code == CHANGED,
                   f"after {what}" + (f" (answered {code_text(answer.msg.code)})" if answer else "")
-                  + f": a valid heartbeat was answered {code_text(after.msg.code) if after else 'not at all'}"
+                  + f": a valid heartbeat{how} was answered {code_text(after.msg.code) if after else 'not at all'}"
                   + (f"; the IUT exited with status {exited}" if exited is not None else ""),
                   measured={"exit": exited})

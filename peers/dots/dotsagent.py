@@ -1,8 +1,9 @@
 """aliveness's own DOTS signal-channel agents (RFC 9132), client and server, on aiocoap and cbor2, over DTLS 1.2
-with a pre-shared key (aiocoap's tinydtls transports).
+with a pre-shared key (aiocoap's tinydtls transports, "coaps") or over TLS with certificates (its TLS transports,
+"coaps+tcp", ALPN coap).
 
-    dotsagent.py server PORT --psk IDENTITY_FILE KEY_FILE [options]
-    dotsagent.py client HOST PORT --psk IDENTITY_FILE KEY_FILE [options]
+    dotsagent.py server PORT (--psk IDENTITY_FILE KEY_FILE | --tls CERT_FILE KEY_FILE) [options]
+    dotsagent.py client HOST PORT (--psk IDENTITY_FILE KEY_FILE | --ca CA_FILE) [options]
 
 No DOTS agent installs from Debian, PyPI or npm, so this project wrote one to hold to its own DOTS cases, as a
 reference peer like any other. It is small and follows the text: the session configuration (§4.5), the
@@ -25,6 +26,11 @@ often than --retry-interval (300 s, RFC 9132's SHOULD; never under 60 s). While 
 heartbeating on it, sends its mitigation request on it, and opens a second session in parallel; whichever
 answers first is kept.
 
+Over TLS (RFC 9132 §4.7's last paragraph): a heartbeat's reply is waited for up to heartbeat-interval, as over
+DTLS; missing-hb-allowed is not negotiated there (§4.5: only over unreliable transports), so the client does not
+PUT it but still counts its own --missing-hb-allowed unanswered heartbeats before it recovers the same way. A new
+session is a new TCP connection and TLS handshake (aiocoap resumes no TLS session).
+
 Every message it sends and every decision is logged on stdout with a timestamp.
 """
 from __future__ import annotations
@@ -34,6 +40,7 @@ import asyncio
 import itertools
 import os
 import socket
+import ssl
 import sys
 import time
 from decimal import Decimal
@@ -82,6 +89,31 @@ def patch_server_requests() -> None:
         return isinstance(remote, tinydtls_server._AddressDTLS) and remote._protocol is self._pool
 
     tinydtls_server.MessageInterfaceTinyDTLSServer.recognize_remote = recognize_remote
+
+
+class NamedContext(ssl.SSLContext):
+    """A client context that checks the server's certificate for a given name, whatever address it dials (the
+    tester is reached by address; the run's certificate names it "tester")."""
+
+    server_name = ""
+
+    def wrap_bio(self, incoming, outgoing, server_side=False, server_hostname=None, session=None):
+        return super().wrap_bio(incoming, outgoing, server_side, self.server_name or server_hostname, session)
+
+
+def patch_tls_client(ca_file: str, server_name: str) -> None:
+    """aiocoap's TLS client checks the certificate for the host it dials, from a per-URI credentials entry: give
+    it a context that trusts ``ca_file``, checks ``server_name`` and offers ALPN coap."""
+    from aiocoap.transports import tls
+
+    def factory(self, hostinfo):
+        context = NamedContext(ssl.PROTOCOL_TLS_CLIENT)
+        context.server_name = server_name
+        context.load_verify_locations(ca_file)
+        context.set_alpn_protocols(["coap"])
+        return context
+
+    tls.TLSClient._ssl_context_factory = factory
 
 
 def dots_message(code, path, body: bytes | None = None, mtype=None) -> Message:
@@ -327,15 +359,25 @@ class Server:
         return reply(Code.METHOD_NOT_ALLOWED)
 
     async def run(self) -> None:
-        patch_server_requests()
-        identity, key = read_psk(self.args.psk)
-        creds = CredentialsMap()
-        creds.load_from_dict({":client": {"dtls": {"psk": {"ascii": key}, "client-identity": {"ascii": identity}}}})
-        # aiocoap's DTLS server listens on the bind port plus one, on one address.
-        self.context = await aiocoap.Context.create_server_context(
-            self.site(), bind=(self.args.bind, self.args.port - 1), transports=["tinydtls_server"],
-            server_credentials=creds)
-        log(f"DOTS server on DTLS port {self.args.port} (heartbeat-interval {self.args.heartbeat_interval}, "
+        if self.args.tls:
+            # aiocoap's TLS server listens on the bind port plus one (coaps+tcp's default port less CoAP's).
+            tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            tls.load_cert_chain(*self.args.tls)
+            tls.set_alpn_protocols(["coap"])
+            self.context = await aiocoap.Context.create_server_context(
+                self.site(), bind=(self.args.bind, self.args.port - 1), transports=["tlsserver"], _ssl_context=tls)
+            transport = "TLS"
+        else:
+            patch_server_requests()
+            identity, key = read_psk(self.args.psk)
+            creds = CredentialsMap()
+            creds.load_from_dict({":client": {"dtls": {"psk": {"ascii": key}, "client-identity": {"ascii": identity}}}})
+            # aiocoap's DTLS server listens on the bind port plus one, on one address.
+            self.context = await aiocoap.Context.create_server_context(
+                self.site(), bind=(self.args.bind, self.args.port - 1), transports=["tinydtls_server"],
+                server_credentials=creds)
+            transport = "DTLS"
+        log(f"DOTS server on {transport} port {self.args.port} (heartbeat-interval {self.args.heartbeat_interval}, "
             f"missing-hb-allowed {self.args.missing_hb_allowed})")
         await asyncio.get_running_loop().create_future()
 
@@ -354,19 +396,23 @@ class Session:
         self.answered = 0.0  # time.monotonic() of the server's last answer on this session
 
     async def open(self) -> None:
-        args = self.client.args
-        self.context = await aiocoap.Context.create_client_context(transports=["tinydtls"])
-        identity, key = read_psk(args.psk)
-        self.context.client_credentials.load_from_dict(
-            {f"coaps://{self.client.authority}*": {"dtls": {"psk": {"ascii": key}, "client-identity": {"ascii": identity}}}})
+        args, client = self.client.args, self.client
+        if args.ca:
+            patch_tls_client(args.ca, args.server_name)
+            self.context = await aiocoap.Context.create_client_context(transports=["tlsclient"])
+        else:
+            self.context = await aiocoap.Context.create_client_context(transports=["tinydtls"])
+            identity, key = read_psk(args.psk)
+            self.context.client_credentials.load_from_dict(
+                {f"coaps://{client.authority}*": {"dtls": {"psk": {"ascii": key}, "client-identity": {"ascii": identity}}}})
         site = resource.Site()
         site.add_resource([".well-known", "dots", "hb"], HeartbeatResource(self.beats, args))
         self.context.serversite = site
-        log(f"session {self.number}: opening (a new DTLS handshake)")
+        log(f"session {self.number}: opening (a new {'TCP connection and TLS' if args.ca else 'DTLS'} handshake)")
 
     async def request(self, code, path, body=None, mtype=None, timeout=None) -> Message:
         msg = dots_message(code, path, body, mtype)
-        msg.set_request_uri(f"coaps://{self.client.authority}/" + "/".join(path))
+        msg.set_request_uri(f"{self.client.scheme}://{self.client.authority}/" + "/".join(path))
         answer = await asyncio.wait_for(self.context.request(msg).response, timeout or self.client.interval)
         self.answered = self.beats.heard = time.monotonic()
         return answer
@@ -383,8 +429,10 @@ class Client:
         self.allowed = args.missing_hb_allowed or DEFAULTS["missing-hb-allowed"]
         host = f"[{args.host}]" if ":" in args.host else args.host
         self.authority = f"{host}:{args.port}"
+        self.scheme = "coaps+tcp" if args.ca else "coaps"
         self.sid = 0
         self.mid = 0
+        self.lost = False  # a session of its was lost (it is on a new one)
 
     def under_attack(self) -> bool:
         return bool(self.args.attack_flag) and os.path.exists(self.args.attack_flag)
@@ -398,8 +446,10 @@ class Client:
             values = {}
             if self.args.heartbeat_interval:
                 values["heartbeat-interval"] = self.args.heartbeat_interval
-            if self.args.missing_hb_allowed:
+            if self.args.missing_hb_allowed and not self.args.ca:  # over TLS it is not negotiated (§4.5)
                 values["missing-hb-allowed"] = self.args.missing_hb_allowed
+            if not values:
+                return True
             self.sid += 1
             got = await session.request(Code.PUT, [".well-known", "dots", "config", f"sid={self.sid}"],
                                         signal_config({name: values for name in CONFIG_SETS}), timeout=10)
@@ -415,8 +465,9 @@ class Client:
         log(f"session {session.number}: heartbeat (peer-hb-status {str(status).lower()})")
         path = [".well-known", "dots", "hb"] + ([f"cuid={self.args.cuid}"] if self.args.fault == "hb-with-cuid" else [])
         mtype = None if self.args.fault == "confirmable-heartbeat" else NON  # None: aiocoap's default, Confirmable
+        wait = self.interval / 4 if self.args.fault == "short-reply-wait" else None  # None: heartbeat-interval
         try:
-            got = await session.request(Code.PUT, path, heartbeat(status), mtype)
+            got = await session.request(Code.PUT, path, heartbeat(status), mtype, timeout=wait)
             return got.code == Code.CHANGED
         except (TimeoutError, aiocoap.error.Error):
             return False
@@ -447,7 +498,11 @@ class Client:
             if not await self.configure(session):
                 await session.close()
                 continue
+            if self.lost and self.args.fault == "recovers-silently":
+                log(f"planted: session {session.number} configured, but no heartbeat on it")
+                await asyncio.get_running_loop().create_future()
             await self.keep(session)
+            self.lost = True
             if self.args.fault == "never-reestablishes":
                 log("planted: no new session after a lost one")
                 await asyncio.get_running_loop().create_future()
@@ -516,7 +571,8 @@ FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-he
           "refuses-but-applies", "no-ranges", "always-created", "sid-optional", "answers-hb-201",
           "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack", "gives-up-early",
           "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack",
-          "accepts-unknown-keys", "crashes-on-garbage", "refuses-returning-client")
+          "accepts-unknown-keys", "crashes-on-garbage", "refuses-returning-client", "short-reply-wait",
+          "recovers-silently")
 
 
 def main() -> int:
@@ -527,7 +583,12 @@ def main() -> int:
         if role == "client":
             p.add_argument("host")
         p.add_argument("port", type=int)
-        p.add_argument("--psk", nargs=2, required=True, metavar=("IDENTITY_FILE", "KEY_FILE"))
+        security = p.add_mutually_exclusive_group(required=True)
+        security.add_argument("--psk", nargs=2, metavar=("IDENTITY_FILE", "KEY_FILE"), help="DTLS with this key")
+        if role == "server":
+            security.add_argument("--tls", nargs=2, metavar=("CERT_FILE", "KEY_FILE"), help="TLS with this certificate")
+        else:
+            security.add_argument("--ca", help="TLS, the server's certificate checked against this CA")
         p.add_argument("--heartbeat-interval", type=int, default=30 if role == "server" else 0)
         p.add_argument("--missing-hb-allowed", type=int, default=15 if role == "server" else 0)
         p.add_argument("--fault", choices=FAULTS, help="plant a defect (the faulty agents' manifests)")
@@ -539,7 +600,11 @@ def main() -> int:
             p.add_argument("--retry-interval", type=float, default=300.0)
             p.add_argument("--attack-flag", default="/tmp/under-attack")
             p.add_argument("--cuid", default="aliveness-dots-client")
+            p.add_argument("--server-name", default="", help="over TLS, the name the server's certificate must carry "
+                                                            "(default: the host dialled)")
     args = parser.parse_args()
+    for absent in ("tls", "ca"):
+        setattr(args, absent, getattr(args, absent, None))
     if args.role == "server" and not args.bind:
         args.bind = own_address()
     agent = Server(args) if args.role == "server" else Client(args)
