@@ -1,9 +1,9 @@
 """RFC 9132 §4.5: the DOTS signal channel's session configuration, with the IUT as the DOTS server.
 
 The tester, as a DOTS client over its DTLS association (or TLS session: conformance/dots_tls/), asks for the
-configuration (GET /.well-known/dots/config), then PUTs values under a sid: acceptable ones (2.01 for a new sid, 2.04 for the same again), a heartbeat-interval
-above the announced maximum (4.22), and a PUT with no sid at all (4.00). After each refusal it asks again: a
-refused request must have changed nothing.
+configuration (GET /.well-known/dots/config), then PUTs values under a sid: acceptable ones (2.01 for a new sid,
+2.04 for the same again), a heartbeat-interval above the announced maximum (4.22), and a PUT with no sid at all
+(4.00). After each refusal it asks again: a refused request must have changed nothing.
 """
 from __future__ import annotations
 
