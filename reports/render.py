@@ -513,6 +513,43 @@ def timing_table(report: RunReport) -> list[tuple[str, list[TimingRow]]]:
     return sorted(tables.items())
 
 
+@dataclass(frozen=True)
+class RecoveryRow:
+    """One case that measured how long the IUT took to notice a dead peer and to have a working session again."""
+
+    iut: str
+    role: str
+    case: str
+    threshold: float | None  # what the knobs allow before a peer counts as dead (e.g. missing x interval), seconds
+    detect: float | None  # from the fault to the IUT acting on it, seconds
+    recover: float | None  # from the IUT's new attempt to a working session, seconds
+    picture: str | None
+
+
+def recovery_table(report: RunReport) -> list[tuple[str, list[RecoveryRow]]]:
+    """Per protocol, every case whose verdicts measured a time to detect (``detect_s``) or to recover
+    (``recover_s``), with the threshold its knobs set (``threshold_s``), one row per case."""
+    tables: dict[str, list[RecoveryRow]] = defaultdict(list)
+    for case in report.cases:
+        found: dict[str, float] = {}
+        picture = None
+        for verdict in case_verdicts(case):
+            for key in ("threshold_s", "detect_s", "recover_s"):
+                if isinstance(verdict.measured.get(key), (int, float)):
+                    found.setdefault(key, float(verdict.measured[key]))
+            picture = picture or next((e.path for e in verdict.evidence if e.kind == "timeline-svg" and e.path), None)
+        if "detect_s" not in found and "recover_s" not in found:
+            continue
+        variant = case.nodeid.rpartition("[")[2].rstrip("]") if case.nodeid.endswith("]") else ""
+        prefix = f"{case.iut}-{case.role}"
+        variant = variant[len(prefix):].lstrip("-") if variant.startswith(prefix) else variant
+        tables[case.protocol or "other"].append(RecoveryRow(
+            iut=case.iut, role=case.role, case=case.title + (f" ({variant})" if variant else ""),
+            threshold=found.get("threshold_s"), detect=found.get("detect_s"), recover=found.get("recover_s"),
+            picture=urllib.parse.quote(picture.replace("\\", "/")) if picture else None))
+    return sorted(tables.items())
+
+
 def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
     """Everything report.html.j2 needs, precomputed so the template only lays it out."""
     infos = _iut_infos(report)
@@ -572,6 +609,7 @@ def _html_context(report: RunReport, run_dir: Path) -> dict[str, Any]:
         "matrices": matrices,
         "endings": endings_table(verdicts, report.catalogue),
         "timing": timing_table(report),
+        "recovery": recovery_table(report),
         "deviations": _known_deviations(infos, {section.anchor for section in sections}),
         "sections": sections,
         "cases": [CaseRow(case, _outcome_value([v.outcome for v in case_verdicts(case)])) for case in report.cases],

@@ -155,7 +155,8 @@ class CoapDtlsCase(CoapCase):
         key = (len(segments), tuple(len(d.records) for _, d in self.associations))
         if self._clear is None or self._clear[0] != key:
             self._clear = (key, plaintext_datagrams(segments, {a: list(d.records) for a, d in self.associations},
-                                                    {a: d.open_wire for a, d in self.associations}))
+                                                    {a: d.open_wire for a, d in self.associations},
+                                                    {a: d.open_own for a, d in self.associations}))
         return self._clear[1]
 
     def datagrams(self) -> list[Datagram]:

@@ -81,6 +81,7 @@ class DotsPeer:
         self.heartbeating = False  # the tester sends heartbeats (client-role cases: its own thread)
         self.answering = True  # the tester answers the IUT's requests (heartbeats 2.04; as server, config too)
         self.answer_delay = 0.0  # seconds the tester holds each answer to an IUT heartbeat back
+        self.answer_heartbeats = True  # cleared: the IUT's heartbeats go unanswered (its other requests do not)
         self.tester_heartbeats: list[tuple[float, bytes]] = []  # (time.time(), token) of each heartbeat the tester sent
         self.config = {name: dict(TESTER_DEFAULTS) for name in ("mitigating-config", "idle-config")}
         self.sids: set[int] = set()
@@ -97,6 +98,8 @@ class DotsPeer:
         """Answer one request of the IUT's as the case's peer agent does (``send`` puts the reply on the session
         it came on); heartbeat answers are held back ``answer_delay`` seconds, on a thread of their own."""
         if not self.answering or msg.error or msg.cls != 0 or not msg.code:
+            return
+        if not self.answer_heartbeats and is_heartbeat(path_of(msg.options)):
             return
         answer_code, body, max_age = self.serve(msg)
         if answer_code is None:
@@ -245,6 +248,11 @@ class DotsCase(DotsPeer, CoapDtlsCase):
     def from_iut(self, after: float = 0.0) -> list[Seen]:  # type: ignore[override]
         return [Seen(d.t, decode_udp(d.head)) for d in self.datagrams()
                 if d.src == self.iut and d.destination == self.origin and d.t > after]
+
+    def to_iut(self, after: float = 0.0) -> list[Seen]:
+        """The tester's messages that reached the IUT (its capture) after ``after``."""
+        return [Seen(d.t, decode_udp(d.head)) for d in self.datagrams()
+                if d.src == self.world.tester_address and d.dst == self.iut and d.t > after]
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ Heartbeat-interval H = 2 s and missing-hb-allowed 3 are agreed first (conformanc
 - Client IUT, normal conditions: the tester (its DOTS server) dies, silent or blackholed. The client must give the
   session up after missing-hb-allowed unanswered heartbeats, not before, and try a new one (a new DTLS handshake:
   a ClientHello with a new random); blackholed for good, it must not try again within 60 s of that attempt.
-- Server IUT that still hears its client: everything it sends is dropped while the tester heartbeats on. It must
-  keep the session: its heartbeats go on, and once the path returns a mitigation request on it is answered.
+- Server IUT that still hears its client: everything it sends is dropped while the tester heartbeats on, or only
+  the heartbeats are lost both ways while the tester's other requests get through. It must keep the session: its
+  heartbeats go on, and afterwards a mitigation request on it is answered.
+- Client IUT under random loss (a quarter of the datagrams each way): a new session only after missing-hb-allowed
+  heartbeats in a row went unanswered, by what reached it.
 - Client IUT under attack (its manifest's ``attack-trigger`` tells it, run in its container): everything from
   the tester is dropped while the tester still hears it. It must not take the session for terminated, should
   keep heartbeating and send its mitigation request on it, and should try a second session in parallel.
@@ -95,9 +98,12 @@ def test_a_client_gives_a_dead_session_up_and_tries_again_no_faster_than_the_flo
         verdict.not_applicable_for("RFC9132-4.7-retry-floor", "the IUT made no new attempt")
         return
     after = first[0] - died
+    dots.world.mark(died, f"the tester dies ({how})")
+    dots.world.mark(first[0], f"detected: a new ClientHello after {after:.1f} s")
     verdict.check("RFC9132-4.7-client-reestablishes", True,
                   f"{DEATHS[how]}: a new ClientHello (port {first[1]}) {after:.1f} s after the death",
-                  measured={"reestablish_s": round(after, 3)}, tolerance=tolerance)
+                  measured={"reestablish_s": round(after, 3), "detect_s": round(after, 3),
+                            "threshold_s": MISSING * interval}, tolerance=tolerance)
     verdict.check("RFC9132-4.7-loss-after-missing", len(unanswered) >= MISSING,
                   f"the new attempt came after {len(unanswered)} unanswered heartbeats (missing-hb-allowed {MISSING})",
                   measured={"unanswered": len(unanswered)})
@@ -114,25 +120,45 @@ def test_a_client_gives_a_dead_session_up_and_tries_again_no_faster_than_the_flo
                   measured={"attempts": len(later), "gaps_s": gaps}, tolerance=f"at least {RETRY_FLOOR:g} s apart")
 
 
+HEARD = {"its-sends-dropped": "everything it sent was dropped while it heard the tester's heartbeats",
+         "heartbeats-dropped": "the heartbeats were dropped both ways while it heard the tester's mitigation "
+                               "status requests, one every heartbeat-interval"}
+
+
 @pytest.mark.roles("server")
 @pytest.mark.requirement("RFC9132-4.7-server-keeps-heard-session")
-def test_a_server_that_still_hears_its_client_keeps_the_session(dots: DotsCase, verdict):
+@pytest.mark.parametrize("how", HEARD, ids=HEARD)
+def test_a_server_that_still_hears_its_client_keeps_the_session(dots: DotsCase, verdict, how):
     interval = agreed(dots, verdict)
     dots.heartbeating = True
     wait_until(lambda: len(dots.heartbeats_from_iut()) >= 2, 4 * interval + 5, poll_max=0.1, what="the IUT's heartbeats")
-    cut = time.time()
-    fault = dots.world.faults.blackhole("from-iut")
-    dots.world.mark(cut, "from the IUT dropped")
+    scope = encode({MITIGATION_SCOPE: {"scope": [{"target-prefix": ["203.0.113.0/24"], "lifetime": 3600}]}})
+    mitigation = (*MITIGATE_PATH, "cuid=aliveness-tester", "mid=1")
     spell = (MISSING + 3) * interval
-    wait_until(lambda: time.time() > cut + spell, spell + 2, poll_max=0.2, what="the spell to pass")
-    fault.lift()
-    dots.world.mark(time.time(), "path back")
+    cut = time.time()
+    if how == "its-sends-dropped":
+        fault = dots.world.faults.blackhole("from-iut")
+        dots.world.mark(cut, "from the IUT dropped")
+        wait_until(lambda: time.time() > cut + spell, spell + 2, poll_max=0.2, what="the spell to pass")
+        fault.lift()
+    else:
+        # The tester as an attacked client whose heartbeats are lost: none of its own, none of the server's answered,
+        # but its other requests get through.
+        dots.heartbeating = False
+        dots.answer_heartbeats = False
+        dots.world.mark(cut, "heartbeats dropped both ways")
+        while time.time() < cut + spell:
+            due = time.time() + interval
+            dots.request(GET, mitigation[:-1], bound=interval)
+            wait_until(lambda due=due: time.time() > due, interval + 1, poll_max=0.05, what="the next status request")
+        dots.answer_heartbeats = True
+        dots.heartbeating = True
+    dots.world.mark(time.time(), "heartbeats get through again")
     beats = [b.t for b in dots.heartbeats_from_iut(cut - interval)]
     edges = [cut] + [t for t in beats if t > cut] + [cut + spell]
     longest = max(b - a for a, b in zip(edges, edges[1:], strict=False))
     alerts = alerts_on_first(dots, cut)
-    scope = encode({MITIGATION_SCOPE: {"scope": [{"target-prefix": ["203.0.113.0/24"], "lifetime": 3600}]}})
-    answer = dots.request(PUT, (*MITIGATE_PATH, "cuid=aliveness-tester", "mid=1"), scope)
+    answer = dots.request(PUT, mitigation, scope)
     problems = []
     if longest > 2 * interval:
         problems.append(f"its heartbeats stopped: the longest silence in the spell was {longest:.1f} s")
@@ -142,11 +168,52 @@ def test_a_server_that_still_hears_its_client_keeps_the_session(dots: DotsCase, 
         got = code_text(answer.msg.code) if answer else "no answer"
         problems.append(f"a mitigation request on the association afterwards: {got}")
     verdict.check("RFC9132-4.7-server-keeps-heard-session", not problems,
-                  "; ".join(problems) or f"for {spell:g} s everything it sent was dropped while it heard the tester: "
-                                         f"its heartbeats went on (longest silence {longest:.1f} s) and a mitigation "
-                                         f"request afterwards was answered {code_text(answer.msg.code)}",
+                  "; ".join(problems) or f"for {spell:g} s {HEARD[how]}: its heartbeats went on (longest silence "
+                                         f"{longest:.1f} s) and a mitigation request afterwards was answered "
+                                         f"{code_text(answer.msg.code)}",
                   measured={"longest_silence_s": round(longest, 3), "alerts": alerts},
                   tolerance=f"no silence over 2 x heartbeat-interval = {2 * interval:g} s")
+
+
+LOSS = 25  # percent of datagrams lost each way in the random-loss case
+LOSS_SPELL = 8  # heartbeat-intervals under random loss
+
+
+@pytest.mark.roles("client")
+@pytest.mark.requirement("RFC9132-4.7-loss-after-missing")
+def test_a_client_under_random_loss_gives_up_only_after_missing_in_a_row(dots: DotsCase, verdict):
+    """The tester loses a quarter of the datagrams each way at random for 8 intervals while it heartbeats and answers.
+    Whenever the client starts a new session, the heartbeats it sent just before must have gone unanswered (no 2.04
+    with their token reached it, by its own capture) missing-hb-allowed times in a row."""
+    interval = agreed(dots, verdict)
+    dots.heartbeating = True
+    wait_until(lambda: len(dots.heartbeats_from_iut()) >= 2, 4 * interval + 5, poll_max=0.1, what="the IUT's heartbeats")
+    start = time.time()
+    loss = dots.world.faults.loss(LOSS)
+    dots.world.mark(start, f"{LOSS} % of datagrams lost each way")
+    spell = LOSS_SPELL * interval
+    wait_until(lambda: time.time() > start + spell, spell + 2, poll_max=0.2, what="the spell to pass")
+    loss.lift()
+    dots.world.mark(time.time(), "no more loss")
+    first_attempt = next((t for t, _, _ in attempts(dots, start)), None)
+    beats = [b for b in dots.heartbeats_from_iut(start - interval) if first_attempt is None or b.t < first_attempt]
+    answered = {s.msg.token for s in dots.to_iut(start - interval) if s.msg.cls == 2}
+    runs, run = [], 0
+    for beat in beats:
+        run = 0 if beat.msg.token in answered else run + 1
+        runs.append(run)
+    before = runs[-1] if runs else 0
+    got = f"{sum(1 for b in beats if b.msg.token in answered)} of its {len(beats)} heartbeats answered"
+    if first_attempt is None:
+        verdict.check("RFC9132-4.7-loss-after-missing", True,
+                      f"{LOSS} % loss each way for {spell:g} s: {got}, at most {max(runs, default=0)} unanswered in a "
+                      "row; it kept its session", measured={"longest_run": max(runs, default=0), "attempts": 0})
+        return
+    dots.world.mark(first_attempt, f"a new session after {before} unanswered in a row")
+    verdict.check("RFC9132-4.7-loss-after-missing", before >= MISSING,
+                  f"{LOSS} % loss each way: {got}; a new session attempt {first_attempt - start:.1f} s in came after "
+                  f"{before} unanswered in a row (missing-hb-allowed {MISSING})",
+                  measured={"run_before_attempt": before, "attempts": len(attempts(dots, start))})
 
 
 @pytest.mark.roles("client")
@@ -229,6 +296,8 @@ def test_a_server_that_hears_nothing_gives_up_and_serves_the_returning_client(do
                        "and it was still heartbeating at the end" if beats else "none at all")
                     + (f"; {', '.join(alerts)}" if alerts else "; no alert"),
                     measured={"unanswered": len(beats), "last_heartbeat_s": round(beats[-1] - silent, 3) if beats else None,
+                              "detect_s": round(beats[-1] - silent, 3) if stopped else None,
+                              "threshold_s": MISSING * interval,
                               "stopped": bool(stopped)})
     dots.answering = True
     back = time.time()
@@ -249,6 +318,11 @@ def test_a_server_that_hears_nothing_gives_up_and_serves_the_returning_client(do
     hello = next((t for t, _, _ in attempts(dots, back, src=dots.world.tester_address)), None)
     ok = config is not None and config.msg.code == CONTENT and answer is not None and answer.msg.code == CHANGED
     recovered = round(answer.t - hello, 3) if answer is not None and hello is not None else None
+    dots.world.mark(silent, "the tester falls silent")
+    if stopped:
+        dots.world.mark(beats[-1], f"detected: the server's last heartbeat, {beats[-1] - silent:.1f} s in")
+    if recovered is not None and ok:
+        dots.world.mark(answer.t, f"recovered: a heartbeat answered {recovered:.2f} s after the new ClientHello")
     verdict.check("DOTS-returning-client-served", ok,
                   f"a new association from port {dots.tester_port}: handshake in {handshake.seconds:.2f} s, configuration "
                   f"GET {code_text(config.msg.code) if config else 'unanswered'}, heartbeat "

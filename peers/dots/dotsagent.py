@@ -203,8 +203,9 @@ class Server:
     def current(self, parameter: str):
         return self.values[self.active_set()][parameter]
 
-    def heard_from(self, remote) -> None:
-        self.beats.heard = time.monotonic()
+    def heard_from(self, remote, heartbeat: bool = False) -> None:
+        if heartbeat or self.args.fault != "hears-heartbeats-only":  # planted: only heartbeats count as heard
+            self.beats.heard = time.monotonic()
         if remote in self.dropped:
             return  # planted (drops-heard-session): a session it dropped is never heartbeated again
         if self.client is None or self.client != remote:
@@ -264,7 +265,7 @@ class Server:
             async def render_put(self, request):
                 if server.refusing():
                     return reply(Code.SERVICE_UNAVAILABLE)
-                server.heard_from(request.remote)
+                server.heard_from(request.remote, heartbeat=True)
                 return await super().render_put(request)
 
         class Config(resource.Resource, resource.PathCapable):
@@ -572,7 +573,7 @@ FAULTS = ("no-heartbeat", "ignores-interval", "hb-status-always-true", "drops-he
           "confirmable-heartbeat", "hb-with-cuid", "stops-when-unanswered", "gives-up-under-attack", "gives-up-early",
           "never-reestablishes", "retries-fast", "no-spare-under-attack", "no-mitigation-under-attack",
           "accepts-unknown-keys", "crashes-on-garbage", "refuses-returning-client", "short-reply-wait",
-          "recovers-silently")
+          "recovers-silently", "hears-heartbeats-only")
 
 
 def main() -> int:

@@ -335,3 +335,27 @@ def test_timing_table_lists_timing_verdicts_per_protocol_with_their_bound_and_pi
     assert known.expected_failure and known.outcome == "warn"
     html = render_html(report, run_dir)
     assert 'id="timing-tcp-table"' in html and "Timing against the knobs" in html
+
+
+def test_recovery_table_shows_each_case_s_time_to_detect_and_to_recover_against_its_threshold(run_dir: Path) -> None:
+    from reports.render import recovery_table
+
+    report = build_report()
+    picture = [Evidence("timeline-svg", "timeline", path="evidence/loss.svg")]
+    report.cases = [
+        CaseResult(nodeid="conformance/dots/a.py::test_dead[ref-linux-client-silent]", title="dead server",
+                   iut="ref-linux", role="client", requirements=["TCP-1", "TCP-3"], duration=1.0, protocol="dots",
+                   verdicts=[Verdict("TCP-1", Outcome.PASS, "detected", measured={"detect_s": 7.94, "threshold_s": 6},
+                                     evidence=picture),
+                             Verdict("TCP-3", Outcome.PASS, "recovered", measured={"recover_s": 0.07})]),
+        CaseResult(nodeid="conformance/dots/a.py::test_other[ref-linux-server]", title="no timing", iut="ref-linux",
+                   role="server", requirements=["TCP-1"], duration=1.0, protocol="dots",
+                   verdicts=[Verdict("TCP-1", Outcome.PASS, "nothing timed", measured={"detect_s": None})]),
+    ]
+    tables = recovery_table(report)
+    assert [protocol for protocol, _ in tables] == ["dots"]
+    (row,) = tables[0][1]  # a case with no figure has no row
+    assert (row.case, row.threshold, row.detect, row.recover, row.picture) == \
+        ("dead server (silent)", 6.0, 7.94, 0.07, "evidence/loss.svg")
+    html = render_html(report, run_dir)
+    assert 'id="recovery-dots-table"' in html and "7.94 s" in html and "0.07 s" in html
