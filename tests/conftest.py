@@ -56,9 +56,13 @@ def verdicts_of(report: dict) -> list[dict]:
 # Rough minutes of the nested suite runs, as CI's --durations showed them: keepalive timing modules run for
 # minutes, frame and handshake rules for seconds. Only the order depends on it.
 SLOW_FIRST = (
-    ("test_reference_peers", "keepalive_timing", 0), ("test_reference_peers", "rfc9643", 1),
-    ("test_reference_peers", "rfc9293", 2), ("test_faulty_peers", "[udp-", 3), ("test_reference_peers", "rfc6520", 4),
-    ("test_reference_peers", "rfc9645", 4), ("test_reference_peers", "rfc9644", 4), ("test_faulty_peers", "KEEPALIVE", 5), ("test_faulty_peers", "[ka-", 5),
+    ("test_reference_peers", "rfc6520_s2_s4_over_dtls", 0), ("test_reference_peers", "keepalive_timing", 0),
+    ("test_reference_peers", "rfc9132_s4_7_session_loss", 0), ("test_reference_peers", "rfc9643", 1),
+    ("test_reference_peers", "rfc9644_keepalives", 1), ("test_reference_peers", "rfc7252_s4_8", 1),
+    ("test_reference_peers", "rfc9293", 2), ("test_faulty_peers", "[coap-client-", 2), ("test_faulty_peers", "[coap-notify-", 2),
+    ("test_faulty_peers", "retry-floor", 2), ("test_faulty_peers", "[udp-", 3), ("test_reference_peers", "rfc6520", 4),
+    ("test_reference_peers", "rfc9645", 4), ("test_reference_peers", "rfc9644", 4), ("test_reference_peers", "rfc9132", 4),
+    ("test_hostile_peers", "[ssh-", 4), ("test_faulty_peers", "KEEPALIVE", 5), ("test_faulty_peers", "[ka-", 5),
     ("test_reference_peers", "", 6), ("test_hostile_peers", "", 7), ("test_faulty_peers", "", 8), ("integration", "", 9),
 )
 
