@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from fixtures.coaptcp import CoapTcpLog, End, WireMessage, coap_tcp_messages
+from fixtures.coaptcp import CoapTcpLog, CoapTcpReader, End, WireMessage
 from fixtures.coapwire import CSM, PING, PONG, StreamReader, encode_tcp
 from fixtures.sessions import CaseWorld
 from fixtures.sockwatch import SocketWatch
@@ -49,7 +49,8 @@ class CoapTcpCase:
         self.conns: list[Conn] = []
         self.sockwatch: SocketWatch | None = None
         self.last_sent = 0.0
-        self._wire: tuple[int, CoapTcpLog] | None = None
+        self._reader = CoapTcpReader()
+        self._fed = 0  # capture segments the reader has taken
 
     def start(self) -> CoapTcpCase:
         world = self.world
@@ -65,11 +66,12 @@ class CoapTcpCase:
         return self.world.iut_address
 
     def wire(self) -> CoapTcpLog:
-        """The wire view, read again only when the capture has grown (cases poll it; a flood makes it large)."""
+        """The wire view as of now. Cases poll it and a flood makes it large, so each call parses only the segments
+        the capture added since the last one; what it returns is a snapshot that later calls leave as it is."""
         segments = self.world.capture.segments()
-        if self._wire is None or self._wire[0] != len(segments):
-            self._wire = (len(segments), coap_tcp_messages(segments))
-        return self._wire[1]
+        self._reader.feed(segments[self._fed:])
+        self._fed = len(segments)
+        return self._reader.log.snapshot()
 
     def open(self, csm: bool = True) -> Conn:
         """A new connection to the IUT; with ``csm`` the tester's CSM (no options: base values) goes first."""

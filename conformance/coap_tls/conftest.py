@@ -14,8 +14,8 @@ import time
 import pytest
 
 from conformance.coap_tcp.conftest import ACCEPT_BOUND, TESTER_PORT, CoapTcpCase, Conn
-from fixtures.coaptcp import CoapTcpLog, coap_tcp_messages
-from fixtures.coaptls import plaintext_segments
+from fixtures.coaptcp import CoapTcpLog
+from fixtures.coaptls import ClearStreams
 from fixtures.coapwire import CSM, PING, PONG, StreamReader, encode_tcp
 from fixtures.sessions import CaseWorld
 from fixtures.testers.relay import StreamRelay
@@ -35,11 +35,15 @@ class CoapTlsCase(CoapTcpCase):
         # (connection, its TlsTester) -> what its reader thread calls with each record (a subclass's own answers);
         # None: the tester answers Pings with Pongs only.
         self.record_handler = None
+        self._clear = ClearStreams()
         world.in_clear = self.segments_in_clear
 
     def segments_in_clear(self) -> list:
-        logs = {key: (tester, list(tls.records)) for key, (tester, tls) in self.sessions.items()}
-        return plaintext_segments(self.world.capture.segments(), logs)
+        """The capture in clear as of now. Cases poll it, so each call reads only what the capture and the record
+        logs added since the last one (a flood makes both long)."""
+        logs = {key: (tester, tls.records) for key, (tester, tls) in self.sessions.items()}
+        self._reader.feed(sorted(self._clear.update(self.world.capture.segments(), logs), key=lambda s: s.t))
+        return list(self._clear.segments)
 
     def start(self) -> CoapTlsCase:
         super().start()
@@ -47,7 +51,8 @@ class CoapTlsCase(CoapTcpCase):
         return self
 
     def wire(self) -> CoapTcpLog:
-        return coap_tcp_messages(self.segments_in_clear())
+        self.segments_in_clear()
+        return self._reader.log.snapshot()
 
     def open(self, csm: bool = True) -> Conn:
         """A new connection and TLS session; inconclusive for the case if the handshake fails."""

@@ -109,11 +109,21 @@ class DotsPeer:
             options.append((OPTION_MAX_AGE, max_age.to_bytes(4, "big")))
         reply = self._reply_bytes(msg, answer_code, options, body)
         if self.answer_delay and is_heartbeat(path_of(msg.options)):
-            timer = threading.Timer(self.answer_delay, lambda: self.answering and send(reply))
+            timer = threading.Timer(self.answer_delay, self._held_answer, (send, reply))
             timer.daemon = True
             timer.start()
             return
         send(reply)
+
+    def _held_answer(self, send, reply: bytes) -> None:
+        """A held-back answer's thread: it goes out unless the tester stopped answering, or the case ended, or the
+        session it belongs to is gone (closed under it: the answer has nowhere to go, as for any peer)."""
+        if not self.answering or self._stop.is_set():
+            return
+        try:
+            send(reply)
+        except OSError:
+            pass
 
     def serve(self, msg: Message) -> tuple[int | None, bytes, int | None]:
         """(code, body, Max-Age) of the tester's answer to a request: heartbeats always; as the DOTS server the

@@ -18,8 +18,6 @@ import pytest
 from conformance.coap_tcp.conftest import Conn
 from conformance.coap_tls.conftest import CoapTlsCase
 from conformance.dots.conftest import DotsPeer, Seen
-from fixtures.coaptcp import CoapTcpLog, coap_tcp_messages
-from fixtures.coaptls import plaintext_segments
 from fixtures.coapwire import CSM, PING, PONG, Message, StreamReader, encode_tcp
 from fixtures.sessions import CaseWorld
 from fixtures.testers.tls import APPLICATION_DATA
@@ -33,7 +31,6 @@ class DotsTlsCase(DotsPeer, CoapTlsCase):
         self._dots_init()
         self.record_handler = self._records
         self._knobs: dict | None = None
-        self._clear: tuple | None = None
 
     # -- the two ways in ----------------------------------------------------------------------------------------
     def start(self) -> DotsTlsCase:
@@ -87,21 +84,6 @@ class DotsTlsCase(DotsPeer, CoapTlsCase):
 
     def _send(self, data: bytes) -> None:
         self._write(self.current, data)
-
-    def segments_in_clear(self) -> list:
-        """The capture in clear, rebuilt only when the capture or a record log has grown (cases poll it)."""
-        segments = self.world.capture.segments()
-        key = (len(segments), tuple(len(tls.records) for _, tls in self.sessions.values()))
-        if self._clear is None or self._clear[0] != key:
-            logs = {conn: (tester, list(tls.records)) for conn, (tester, tls) in self.sessions.items()}
-            self._clear = (key, plaintext_segments(segments, logs), None)
-        return self._clear[1]
-
-    def wire(self) -> CoapTcpLog:
-        segments = self.segments_in_clear()
-        if self._clear[2] is None:
-            self._clear = (self._clear[0], segments, coap_tcp_messages(segments))
-        return self._clear[2]
 
     # -- what the IUT sent ---------------------------------------------------------------------------------------
     def from_iut(self, after: float = 0.0, conn: Conn | None = None) -> list[Seen]:  # type: ignore[override]

@@ -4,8 +4,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from fixtures.coaptcp import coap_tcp_messages
-from fixtures.coaptls import plaintext_datagrams, plaintext_segments
+from fixtures.coaptcp import CoapTcpReader, coap_tcp_messages
+from fixtures.coaptls import ClearStreams, plaintext_datagrams, plaintext_segments
 from fixtures.coapwire import CSM, PING, PONG, encode_tcp
 from fixtures.protocols.coap_tcp import ladder
 from tests.unit.test_coaptcp import FIN, IUT, TESTER, Conn
@@ -61,6 +61,22 @@ def test_the_ladder_reads_the_capture_in_clear():
 def test_a_connection_the_tester_holds_no_keys_for_is_left_out():
     c, _ = session()
     assert plaintext_segments(c.segments, {}) == []
+
+
+def test_the_view_kept_up_to_date_a_little_at_a_time_equals_the_one_built_at_once():
+    """The capture and the tester's log grow in steps (the log behind the capture, then ahead of it): what
+    ClearStreams and CoapTcpReader add at each step, together, is what the one-shot functions make of the end."""
+    c, sessions = session()
+    (conn, (tester, log)), = sessions.items()
+    view, reader = ClearStreams(), CoapTcpReader()
+    assert view.update(c.segments[:3], {}) == []  # no session for the connection yet: nothing shown
+    for upto, logged in ((6, 0), (8, 1), (9, 5), (len(c.segments), 5)):
+        reader.feed(sorted(view.update(c.segments[:upto], {conn: (tester, log[:logged])}), key=lambda s: s.t))
+    whole = plaintext_segments(c.segments, sessions)
+    assert view.segments == whole
+    once = coap_tcp_messages(whole)
+    assert reader.log.messages == once.messages and reader.log.ends == once.ends
+    assert reader.log.connects == once.connects and reader.log.snapshot() is not reader.log
 
 
 # -- over DTLS ---------------------------------------------------------------------------------------------
