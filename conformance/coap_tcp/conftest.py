@@ -8,6 +8,7 @@ connection. Answer times run from the capture time of the tester's message as it
 """
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import dataclass
 
@@ -51,6 +52,7 @@ class CoapTcpCase:
         self.last_sent = 0.0
         self._reader = CoapTcpReader()
         self._fed = 0  # capture segments the reader has taken
+        self._view_lock = threading.RLock()  # a tester thread (the DOTS heartbeats) reads the view too
 
     def start(self) -> CoapTcpCase:
         world = self.world
@@ -68,10 +70,11 @@ class CoapTcpCase:
     def wire(self) -> CoapTcpLog:
         """The wire view as of now. Cases poll it and a flood makes it large, so each call parses only the segments
         the capture added since the last one; what it returns is a snapshot that later calls leave as it is."""
-        segments = self.world.capture.segments()
-        self._reader.feed(segments[self._fed:])
-        self._fed = len(segments)
-        return self._reader.log.snapshot()
+        with self._view_lock:
+            segments = self.world.capture.segments()
+            self._reader.feed(segments[self._fed:])
+            self._fed = len(segments)
+            return self._reader.log.snapshot()
 
     def open(self, csm: bool = True) -> Conn:
         """A new connection to the IUT; with ``csm`` the tester's CSM (no options: base values) goes first."""

@@ -41,9 +41,10 @@ class CoapTlsCase(CoapTcpCase):
     def segments_in_clear(self) -> list:
         """The capture in clear as of now. Cases poll it, so each call reads only what the capture and the record
         logs added since the last one (a flood makes both long)."""
-        logs = {key: (tester, tls.records) for key, (tester, tls) in self.sessions.items()}
-        self._reader.feed(sorted(self._clear.update(self.world.capture.segments(), logs), key=lambda s: s.t))
-        return list(self._clear.segments)
+        with self._view_lock:  # here CoapTcpCase's reader reads the stream in clear, never the capture itself
+            logs = {key: (tester, tls.records) for key, (tester, tls) in list(self.sessions.items())}
+            self._reader.feed(sorted(self._clear.update(self.world.capture.segments(), logs), key=lambda s: s.t))
+            return list(self._clear.segments)
 
     def start(self) -> CoapTlsCase:
         super().start()
@@ -51,8 +52,9 @@ class CoapTlsCase(CoapTcpCase):
         return self
 
     def wire(self) -> CoapTcpLog:
-        self.segments_in_clear()
-        return self._reader.log.snapshot()
+        with self._view_lock:
+            self.segments_in_clear()
+            return self._reader.log.snapshot()
 
     def open(self, csm: bool = True) -> Conn:
         """A new connection and TLS session; inconclusive for the case if the handshake fails."""
