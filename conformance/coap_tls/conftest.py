@@ -43,7 +43,7 @@ class CoapTlsCase(CoapTcpCase):
         logs added since the last one (a flood makes both long)."""
         with self._view_lock:  # here CoapTcpCase's reader reads the stream in clear, never the capture itself
             logs = {key: (tester, tls.records) for key, (tester, tls) in list(self.sessions.items())}
-            self._reader.feed(sorted(self._clear.update(self.world.capture.segments(), logs), key=lambda s: s.t))
+            self._reader.feed(self._clear.update(self.world.capture.segments(), logs))
             return list(self._clear.segments)
 
     def start(self) -> CoapTlsCase:
