@@ -11,10 +11,18 @@ import socket
 import threading
 import time
 
-import asyncssh
 import pytest
 
-from fixtures.testers.ssh import CHANNEL_REQUEST, GLOBAL_REQUEST, REQUEST_FAILURE, REQUEST_SUCCESS, SshTester, tcpip_forward
+# asyncssh as the tester imports it: with cryptography's DSA warnings filtered
+from fixtures.testers.ssh import (
+    CHANNEL_REQUEST,
+    GLOBAL_REQUEST,
+    REQUEST_FAILURE,
+    REQUEST_SUCCESS,
+    SshTester,
+    asyncssh,
+    tcpip_forward,
+)
 from fixtures.waiting import wait_until
 
 
