@@ -14,6 +14,7 @@ from __future__ import annotations
 import time
 
 from fixtures.coapwire import Message
+from fixtures.verdicts import outside
 from fixtures.waiting import wait_until
 
 ACK_TIMEOUT, ACK_RANDOM_FACTOR, MAX_RETRANSMIT = 2.0, 1.5, 4  # RFC 7252 §4.8, the defaults
@@ -75,7 +76,8 @@ def judge(verdict, msg: Message, times: list[float], what: str) -> None:
     lo, hi = ACK_TIMEOUT, ACK_TIMEOUT * ACK_RANDOM_FACTOR
     verdict.check("RFC7252-4.2-initial-timeout", lo - EARLY <= gaps[0] <= hi + LATE,
                   f"the first retransmission came {gaps[0]:.3f} s after {what}", measured={"initial_s": round(gaps[0], 3)},
-                  tolerance=f"[{lo:g}, {hi:g}] s, -{EARLY * 1000:g}/+{LATE * 1000:g} ms (capture)")
+                  tolerance=f"[{lo:g}, {hi:g}] s, -{EARLY * 1000:g}/+{LATE * 1000:g} ms (capture)",
+                  window=(times[0], times[1]), deviation=outside(gaps[0], lo - EARLY, hi + LATE))
     if len(gaps) < 2:
         verdict.not_applicable_for("RFC7252-4.2-backoff-doubles", "only one retransmission: no wait to compare")
     else:
@@ -87,7 +89,10 @@ def judge(verdict, msg: Message, times: list[float], what: str) -> None:
                                                                     f"{off[0][2]:.3f} s (twice the one before)" if off else
                                                                     ", each about twice the one before"),
                       measured={"waits_s": [round(g, 3) for g in gaps]},
-                      tolerance=f"twice the previous wait, within ±{RATIO:.0%} (+{LATE * 1000:g} ms late)")
+                      tolerance=f"twice the previous wait, within ±{RATIO:.0%} (+{LATE * 1000:g} ms late)",
+                      window=(times[0], times[-1]),
+                      deviation=max((outside(g, w * (1 - RATIO) - EARLY, w * (1 + RATIO) + LATE) for _, g, w in off),
+                                    default=0.0))
     retransmissions = len(times) - 1
     watched_for = time.time() - times[-1]
     verdict.check("RFC7252-4.2-retransmit-bounded", retransmissions <= MAX_RETRANSMIT,
@@ -99,4 +104,5 @@ def judge(verdict, msg: Message, times: list[float], what: str) -> None:
     span = rel[-1] if retransmissions <= MAX_RETRANSMIT else rel[MAX_RETRANSMIT]
     verdict.check("RFC7252-4.8.2-transmit-span", span <= MAX_TRANSMIT_SPAN + LATE,
                   f"the first {min(len(times), MAX_RETRANSMIT + 1)} transmissions spanned {span:.3f} s",
-                  measured={"span_s": round(span, 3)}, tolerance=f"at most {MAX_TRANSMIT_SPAN:g} s (+{LATE * 1000:g} ms)")
+                  measured={"span_s": round(span, 3)}, tolerance=f"at most {MAX_TRANSMIT_SPAN:g} s (+{LATE * 1000:g} ms)",
+                  window=(times[0], times[0] + span), deviation=outside(span, 0.0, MAX_TRANSMIT_SPAN + LATE))

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conformance.tcp.timing import tolerance, within
+from conformance.tcp.timing import deviation, tolerance, within
 from fixtures import faults as process_faults
 
 KNOBS = {"idle-time": 2, "probe-interval": 1, "max-probes": 3}
@@ -64,6 +64,8 @@ def test_probe_interval_honoured(tcp, verdict):
         f"intervals between unanswered probes {intervals} s; configured {knobs['probe-interval']} s",
         measured={"intervals_s": intervals, "configured_s": knobs["probe-interval"], "worst_error_s": round(worst, 3)},
         tolerance=tolerance(knobs["probe-interval"]),
+        window=(probes[0].t, probes[min(3, len(probes) - 1)].t),
+        deviation=max(deviation(i, knobs["probe-interval"]) for i in intervals),
     )
 
 
@@ -110,6 +112,8 @@ def test_blackholed_peer_detected(tcp, verdict):
         if ended else f"blackholed peer still not dropped {DETECTION + 2 * KNOBS['probe-interval'] + 1} s later",
         measured={"detection_s": round(detected, 3) if detected else None, "expected_s": DETECTION, "probes": len(probes)},
         tolerance=tolerance(DETECTION),
+        window=(last_peer, ended.t) if ended else None,
+        deviation=deviation(detected, DETECTION) if ended else None,
     )
 
 

@@ -20,3 +20,8 @@ def tolerance(configured: float) -> str:
     """The tolerance, stated the way reports show it."""
     late = configured * LATE_FRACTION + LATE_FIXED
     return f"-{EARLY * 1000:.0f} ms / +{late * 1000:.0f} ms (timer-wheel lateness of 1/8, plus {LATE_FIXED * 1000:.0f} ms)"
+
+
+def deviation(measured: float, configured: float) -> float:
+    """By how many seconds ``measured`` misses the band ``within`` accepts (0 inside it)."""
+    return max(configured - EARLY - measured, measured - (configured * (1 + LATE_FRACTION) + LATE_FIXED), 0.0)

@@ -15,6 +15,7 @@ import pytest
 from conformance.websocket.conftest import KNOBS, Ending
 from fixtures import faults as process_faults
 from fixtures.testers import wsframes
+from fixtures.verdicts import outside
 
 PINGS_WATCHED = 4  # Pings the interval case waits for (three intervals)
 # User-space timers (asyncio, libuv) on a loaded 2-core machine: 10 % of the interval, plus 400 ms.
@@ -63,6 +64,8 @@ def test_idle_connection_is_pinged_at_the_interval_and_kept(ws, verdict):
             else f"a Ping interval of {worst} s for ping-interval {interval} s (Pings {gaps} s apart)",
             measured=measured,
             tolerance=tolerance,
+            window=(pings[0].t, pings[-1].t),
+            deviation=outside(worst, interval - slack, interval + slack),
         )
     elif ending is not None:
         verdict.inconclusive("WS-KEEPALIVE-ping-interval",
