@@ -130,8 +130,7 @@ def test_default_idle_interval_at_least_two_hours(tcp, verdict):
     if not query:
         verdict.not_applicable("the manifest gives no default-idle-time query: the IUT does not expose its default")
     tcp.start(keepalive=None)
-    code, out = tcp.world.iut.container.c.exec_run(query)
-    text = out.decode(errors="replace").strip()
+    code, text = tcp.world.iut.container.query(query, "the manifest's default-idle-time query")
     if code != 0 or not text.split()[0].isdigit():
         verdict.inconclusive("RFC9293-MUST-28", f"the default-idle-time query failed (exit {code}): {text[:200]!r}")
         return

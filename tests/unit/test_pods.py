@@ -4,6 +4,7 @@ from __future__ import annotations
 import docker.errors
 import pytest
 
+from fixtures.errors import HarnessError
 from fixtures.pods import Container
 
 
@@ -60,3 +61,35 @@ def test_thaw_is_a_no_op_when_nothing_is_frozen():
     pod.unpause()
     pod.unpause()  # second thaw: no error
     assert (fake.unpauses, fake.status) == (1, "running")
+
+
+class _Answers:
+    """A container whose exec_run gives these (exit code, output) pairs in turn."""
+
+    def __init__(self, *answers) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def exec_run(self, argv, demux=False):
+        self.calls += 1
+        return self.answers.pop(0)
+
+
+def test_a_query_that_comes_back_empty_is_asked_again():
+
+    fake = _Answers((0, b""), (0, None), (0, b"7200\n"))
+    assert Container(fake, "IUT x").query(["cat", "f"], "the default idle time") == (0, "7200")
+    assert fake.calls == 3
+
+
+def test_a_query_that_never_answers_is_an_error_naming_the_call():
+
+    fake = _Answers((0, b""), (0, b""), (0, b""))
+    with pytest.raises(HarnessError, match=r"`cat f` \(the default idle time\) in IUT x 3 times"):
+        Container(fake, "IUT x").query(["cat", "f"], "the default idle time")
+
+
+def test_a_failed_query_is_returned_at_once():
+
+    fake = _Answers((1, b""))
+    assert Container(fake, "IUT x").query(["false"], "a query") == (1, "")
