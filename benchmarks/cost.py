@@ -29,6 +29,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,16 +103,23 @@ class EngineEvents:
 
     def __init__(self, run_id: str) -> None:
         self.counts = {"container": 0, "network": 0, "exec": 0}
-        self._stream = engine.client().events(decode=True, filters={"label": f"{engine.LABEL_RUN}={run_id}"})
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
+        # Container and exec events carry the run's label; network events carry no labels, only names (the suite's
+        # begin with "aliveness-": run this on an engine no other aliveness run uses meanwhile).
+        self._streams = [engine.client().events(decode=True, filters={"label": f"{engine.LABEL_RUN}={run_id}"}),
+                         engine.client().events(decode=True, filters={"type": "network", "event": "create"})]
+        for stream in self._streams:
+            threading.Thread(target=self._read, args=(stream,), daemon=True).start()
 
-    def _read(self) -> None:
+    def _read(self, stream) -> None:
         try:
-            for event in self._stream:
+            for event in stream:
                 action = event.get("Action") or event.get("status") or ""
-                if action == "create" and event.get("Type") in self.counts:
-                    self.counts[event["Type"]] += 1
+                kind = event.get("Type")
+                if action == "create" and kind == "container":
+                    self.counts["container"] += 1
+                elif action == "create" and kind == "network":
+                    name = event.get("Actor", {}).get("Attributes", {}).get("name", "")
+                    self.counts["network"] += name.startswith("aliveness-")
                 elif action.startswith("exec_create"):
                     self.counts["exec"] += 1
         except Exception:  # noqa: BLE001 - the stream is closed under the reader at the end
@@ -119,7 +127,8 @@ class EngineEvents:
 
     def close(self) -> dict[str, int]:
         time.sleep(1)  # the engine publishes an event a moment after the call: let the last ones arrive
-        self._stream.close()
+        for stream in self._streams:
+            stream.close()
         return dict(self.counts)
 
 
@@ -149,6 +158,15 @@ def measure(tree: Path, selection: list[str], workers: int, label: str) -> Cost 
     busy, dockerd = _busy_seconds() - busy0, _process_seconds("dockerd") - dockerd0
     containerd = _process_seconds("containerd") - containerd0
     harness = usage.ru_utime + usage.ru_stime
+    pooled = [json.loads(f.read_text()) for f in (report_dir / run_id / "pool").glob("*.json")]
+    if pooled:
+        total = {k: sum(p[k] if isinstance(p[k], int) else len(p[k]) for p in pooled) for k in pooled[0]}
+        say(f"    kept between cases: tester pods made {total['tester_pods']}, lent again {total['tester_reuses']}, "
+            f"replaced {total['tester_replaced']}; IUT sidecars made {total['iut_sidecars']}, "
+            f"lent again {total['iut_reuses']}, replaced {total['iut_replaced']}")
+        reasons = Counter(r.split(":")[0] for p in pooled for r in p["iut_replaced"] + p["tester_replaced"])
+        for reason, n in reasons.most_common(4):
+            say(f"      {n} x {reason}")
     report = report_dir / run_id / "report.json"
     cases = len(json.loads(report.read_text())["cases"]) if report.is_file() else 0
     created = events.close()

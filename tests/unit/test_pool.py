@@ -32,7 +32,7 @@ def test_a_clean_pod_is_kept_after_its_rules_and_conntrack_went():
     box = pod()
     assert WorkerPool._unfit(box) is None
     (reset,) = box.sidecar.commands
-    assert "nft delete table inet aliveness" in reset and "conntrack -F" in reset and "ss -H" in reset
+    assert "nft delete table inet aliveness" in reset and "conntrack -F" in reset and "ss -K" in reset
 
 
 def test_a_disturbed_pod_is_not_lent_again():
@@ -45,6 +45,15 @@ def test_a_disturbed_pod_is_not_lent_again():
 def test_a_pod_with_a_socket_left_is_not_lent_again():
     box = pod(answer="tcp LISTEN 0 5 0.0.0.0:7000 0.0.0.0:*\n")
     assert "sockets were left open" in WorkerPool._unfit(box)
+
+
+def test_a_thawed_pod_is_judged_by_what_is_left_in_it():
+    box = pod()
+    box.disturbed = "froze"
+    assert WorkerPool._unfit(box) is None
+    still = pod(status="paused")
+    still.disturbed = "froze"
+    assert WorkerPool._unfit(still) == "it was not running (a case froze it)"
 
 
 def test_a_stopped_pod_is_not_lent_again():
@@ -72,3 +81,51 @@ def test_iut_addresses_go_round_the_subnet_and_never_take_the_testers():
     indices = [pool.iut_index() for _ in range(30)]
     assert min(indices) == FIRST_IUT_INDEX and max(indices) == 14 and 3 not in indices
     assert indices[:11] == list(range(4, 15)) and indices[11] == FIRST_IUT_INDEX
+
+
+def _iut_pool():
+    class Net:
+        subnet6 = None
+
+        class subnet:  # noqa: N801 - a stand-in for an ipaddress network
+            num_addresses = 256
+
+    pool = WorkerPool(run=None)
+    pool.net = Net()
+    made = []
+
+    def start(index):
+        made.append(index)
+        return FakeContainer()
+
+    return pool, made, start
+
+
+def test_the_iut_sidecar_is_lent_again_for_the_same_iut_and_sysctls():
+    pool, made, start = _iut_pool()
+    key = ("socat", (("net.ipv4.tcp_keepalive_time", "2"),))
+    first, index = pool.lend_iut_sidecar(key, start)
+    pool.give_back_iut_sidecar(first)
+    (reset,) = first.commands
+    assert "kill -9" in reset and "ss -K" in reset
+    again, same_index = pool.lend_iut_sidecar(key, start)
+    assert again is first and same_index == index and made == [index]
+
+
+def test_another_iut_or_other_sysctls_get_a_new_sidecar_and_the_kept_one_goes():
+    pool, made, start = _iut_pool()
+    first, index = pool.lend_iut_sidecar(("socat", ()), start)
+    pool.give_back_iut_sidecar(first)
+    other, other_index = pool.lend_iut_sidecar(("socat", (("net.ipv4.tcp_keepalive_time", "2"),)), start)
+    assert other is not first and first.removed and other_index != index
+    assert pool.figures.iut_replaced == ["the next case wanted another IUT or other sysctls"]
+
+
+def test_a_sidecar_left_with_a_socket_or_a_process_is_not_kept():
+    pool, made, start = _iut_pool()
+    first, _ = pool.lend_iut_sidecar(("socat", ()), start)
+    first.answer = "TIME-WAIT 0 0 10.213.7.4:7000 10.213.7.3:41000"
+    pool.give_back_iut_sidecar(first)
+    assert first.removed
+    second, _ = pool.lend_iut_sidecar(("socat", ()), start)
+    assert second is not first and len(made) == 2
