@@ -17,7 +17,7 @@ from fixtures.testers import wsframes
 from fixtures.testers.tcp import TcpTester
 from fixtures.testers.websocket import HandshakeFailed, WsPeer
 from fixtures.waiting import TimedOut, wait_until
-from fixtures.wswire import WireFrame, WireLog, ws_frames
+from fixtures.wswire import WireFrame, WireLog, WsWireView
 
 TESTER_PORT = 9000
 # The keepalive knobs the timing cases give an IUT (seconds). Small enough for a quick suite, large
@@ -63,6 +63,7 @@ class WsCase:
         self.tcp: TcpTester | None = None
         self.peer: WsPeer | None = None
         self._wire: tuple[int, WireLog] | None = None
+        self._view = WsWireView()
 
     # -- set-up -------------------------------------------------------------------------------
     def start(self, knobs: dict | None = None, needs_container: bool = True) -> WsPeer:
@@ -125,7 +126,7 @@ class WsCase:
         """The capture as frames; rebuilt only when new segments arrived (cases poll this while they wait)."""
         segments = self.world.capture.segments()
         if self._wire is None or self._wire[0] != len(segments):
-            self._wire = (len(segments), ws_frames(segments))
+            self._wire = (len(segments), self._view.update(segments))  # only what the capture added is decoded
         return self._wire[1]
 
     def wait_wire(self, predicate, timeout: float):

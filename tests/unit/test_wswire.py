@@ -111,3 +111,25 @@ def test_past_a_frame_no_endpoint_may_accept_the_direction_is_read_no_further():
     log = ws_frames(c.segments)
     assert [(f.src, f.opcode) for f in log.frames] == [(IUT, 0xF), (TESTER, wsframes.PING)]  # no "Close" from the noise
     assert log.problems and "no endpoint may accept" in log.problems[0]
+
+
+def test_the_kept_up_view_decodes_each_segment_once_and_matches_a_whole_decode(monkeypatch):
+    import fixtures.wswire as wswire
+
+    c = Conn()
+    c.handshake()
+    for i in range(40):
+        frame = wsframes.encode(wsframes.PING, f"p{i}".encode())
+        c.seg(1.0 + i / 100, IUT, payload=frame[:2])
+        c.seg(1.0 + i / 100 + 0.001, IUT, payload=frame[2:])
+    c.seg(2.0, IUT, FIN | ACK)
+    fed = []
+    real = wswire.delivered
+    monkeypatch.setattr(wswire, "delivered", lambda segments, *a: real(fed.extend(segments) or segments, *a))
+    view = wswire.WsWireView()
+    snapshots = [view.update(c.segments[:n]) for n in range(0, len(c.segments) + 1, 7)] + [view.update(c.segments)]
+    assert len(fed) == len(c.segments)  # however often it was asked
+    whole = ws_frames(c.segments)
+    assert [(f.t, f.payload) for f in snapshots[-1].frames] == [(f.t, f.payload) for f in whole.frames]
+    assert snapshots[-1].ends == whole.ends and len(snapshots[-1].frames) == 40
+    assert len(snapshots[1].frames) < 40  # an earlier snapshot is not changed by later updates
