@@ -46,6 +46,12 @@ class CoapTlsCase(CoapTcpCase):
             self._reader.feed(self._clear.update(self.world.capture.segments(), logs))
             return list(self._clear.segments)
 
+    def backlog(self) -> int:
+        """Records the IUT sent (the capture shows them) that the tester has not read yet."""
+        with self._view_lock:
+            self.segments_in_clear()
+            return self._clear.unread(self.iut)
+
     def start(self) -> CoapTlsCase:
         super().start()
         self.world.logs["coap-tls.txt"] = self.log

@@ -39,12 +39,38 @@ def send_body(dots: DotsCase, body: bytes) -> bytes:
     return token
 
 
+def backlog(dots: DotsCase) -> int:
+    """What the IUT sent that the tester has not read yet (over TLS the view needs the tester's reading; over DTLS
+    the IUT's records are opened from the capture, so nothing is ever behind)."""
+    return dots.backlog() if hasattr(dots, "backlog") else 0
+
+
 def answer_to(dots: DotsCase, token: bytes, sent: float):
+    """The IUT's answer to ``token``, or None. An answer is judged missing only once the tester has read all the
+    IUT sent: while a backlog shrinks the wait goes on (up to SETTLE_BOUND more); a tester still behind then makes
+    the case inconclusive (``TesterBehind``), never a verdict on the IUT."""
+    def found():
+        return next((s for s in dots.from_iut(sent - 0.005) if s.msg.token == token and s.msg.cls in (2, 4, 5)), None)
+
     try:
-        return wait_until(lambda: next((s for s in dots.from_iut(sent - 0.005) if s.msg.token == token
-                                        and s.msg.cls in (2, 4, 5)), None), ANSWER_BOUND, poll_max=0.05, what="an answer")
+        return wait_until(found, ANSWER_BOUND, poll_max=0.05, what="an answer")
     except TimedOut:
-        return None
+        pass
+    try:
+        wait_until(lambda: found() or not backlog(dots), SETTLE_BOUND, poll_max=0.1,
+                   what="the tester to read what the IUT sent")
+    except TimedOut:
+        raise TesterBehind(backlog(dots)) from None
+    return found()
+
+
+class TesterBehind(Exception):
+    """The tester had not read everything the IUT sent when an answer was to be judged missing."""
+
+    def __init__(self, records: int) -> None:
+        super().__init__(f"the tester had not read {records} record(s) the IUT sent, {SETTLE_BOUND:g} s after the "
+                         f"answer was due: it fell behind, so a missing answer is not judged")
+        self.records = records
 
 
 SETTLE_BOUND = 30.0  # seconds the IUT has to work through the hostile input before the heartbeat after it
@@ -59,7 +85,8 @@ def settle(dots: DotsCase, sent: float) -> None:
         count = len(dots.from_iut(sent - 0.005))
         if count != seen["count"]:
             seen["count"], seen["since"] = count, time.time()
-        return time.time() > max(seen["since"], sent) + 1.0
+        # Quiet on the wire, not only in the tester's reading: records the tester has yet to read are not silence.
+        return time.time() > max(seen["since"], sent) + 1.0 and not backlog(dots)
 
     try:
         wait_until(quiet, SETTLE_BOUND, poll_max=0.2, what="the IUT to work through the input")
@@ -81,7 +108,15 @@ def test_hostile_heartbeats_are_refused_and_the_channel_survives(dots: DotsCase,
 
 def hostile(dots: DotsCase, verdict, kind: str, what: str, body: bytes | None, survived=None) -> None:
     """A valid heartbeat, the hostile input, a valid heartbeat again. ``survived`` (the TLS cases') may take the
-    second heartbeat elsewhere (on a new connection once the IUT aborted the first): it returns (answer, how)."""
+    second heartbeat elsewhere (on a new connection once the IUT aborted the first): it returns (answer, how).
+    Where the tester fell behind what the IUT sent, what is still open is inconclusive, with the count."""
+    try:
+        _hostile(dots, verdict, kind, what, body, survived)
+    except TesterBehind as behind:
+        verdict.inconclusive_rest(f"after {what}: {behind}")
+
+
+def _hostile(dots: DotsCase, verdict, kind: str, what: str, body: bytes | None, survived) -> None:
     dots.start()
     before = valid_heartbeat(dots)
     if before is None or before.msg.code != CHANGED:

@@ -135,3 +135,15 @@ def test_over_dtls_the_iut_s_records_are_opened_from_the_capture_when_an_opener_
     opened = plaintext_datagrams(segments, {(tester, iut): log}, {(tester, iut): opener})
     assert [(d.t, d.src, d.head) for d in datagrams(opened)] == [
         (1.0, IUT, pings[1]), (1.001, TESTER, log[1].body), (3.0, IUT, pings[2]), (5.0, IUT, pings[3])]
+
+
+def test_records_the_tester_has_not_read_are_counted_as_its_backlog():
+    c, sessions = session()
+    view = ClearStreams()
+    view.update(c.segments, sessions)
+    assert view.unread(IUT) == 1  # the record at 0.40: on the wire, not in the tester's log
+    assert view.unread(TESTER) == 0
+    (tester, log), = sessions.values()
+    log.append(Rec("in", 23, encode_tcp(PONG, token=b"\x03")))
+    view.update(c.segments, sessions)
+    assert view.unread(IUT) == 0
