@@ -24,6 +24,14 @@ class FakeContainer:
         self.removed = True
 
 
+def pool_on_subnet(addresses: int) -> WorkerPool:
+    """A pool whose network is an IPv4 subnet of ``addresses`` addresses (no engine behind it)."""
+    net = type("Net", (), {"subnet6": None, "subnet": type("Subnet", (), {"num_addresses": addresses})})
+    pool = WorkerPool(run=None)
+    pool.net = net
+    return pool
+
+
 def pod(answer: str = "", status: str = "running") -> FakeContainer:
     return FakeContainer(status, sidecar=FakeContainer(answer=answer))
 
@@ -70,28 +78,14 @@ def test_give_back_removes_an_unfit_pod_and_the_next_case_gets_a_new_one():
 
 
 def test_iut_addresses_go_round_the_subnet_and_never_take_the_testers():
-    class Net:
-        subnet6 = None
-
-        class subnet:  # noqa: N801 - a stand-in for an ipaddress network
-            num_addresses = 16
-
-    pool = WorkerPool(run=None)
-    pool.net = Net()
+    pool = pool_on_subnet(16)
     indices = [pool.iut_index() for _ in range(30)]
     assert min(indices) == FIRST_IUT_INDEX and max(indices) == 14 and 3 not in indices
     assert indices[:11] == list(range(4, 15)) and indices[11] == FIRST_IUT_INDEX
 
 
 def _iut_pool():
-    class Net:
-        subnet6 = None
-
-        class subnet:  # noqa: N801 - a stand-in for an ipaddress network
-            num_addresses = 256
-
-    pool = WorkerPool(run=None)
-    pool.net = Net()
+    pool = pool_on_subnet(256)
     made = []
 
     def start(index):
